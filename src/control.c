@@ -238,7 +238,7 @@ prune_op(pps__env *e, MDB_txn *txn, const pps__subs *subs,
         return status;
     }
     return pps__hwm_enforce(e, txn, &s, subs->dbis, subs->n,
-                            pps__now_realtime_ns(), removed);
+                            pps__now_realtime_ns(), removed, NULL);
 }
 
 static int

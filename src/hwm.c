@@ -98,20 +98,31 @@ pps__hwm_usage(pps__env *e, MDB_txn *txn, uint64_t *count, uint64_t *bytes)
 int
 pps__hwm_enforce(pps__env *e, MDB_txn *txn, const pps__settings *s,
                  const MDB_dbi *subs, size_t n, int64_t now_ns,
-                 pps__removed *removed)
+                 pps__removed *removed, int64_t *front_ns)
 {
     uint64_t id;
     pps__msg_meta meta;
     bool found;
     int status;
 
-    for (;;) {
+    /* The oldest message only ever gets younger (it is consumed, pruned,
+     * or followed by later ones), so a publish time seen at the front
+     * before is a lower bound: while even that one has not expired,
+     * nothing has, and the seek can be skipped. */
+    bool skip_expiry = front_ns != NULL && *front_ns != 0 &&
+                       !pps__hwm_expired(*front_ns, now_ns,
+                                         s->msg_timeout_secs);
+    for (; !skip_expiry;) {
         status = edge(e, txn, false, &id, &meta, &found);
         if (status != PPS_OK) {
             return status;
         }
         if (!found ||
             !pps__hwm_expired(meta.published_ns, now_ns, s->msg_timeout_secs)) {
+            if (front_ns != NULL) {
+                /* Empty: anything sent later is younger than now. */
+                *front_ns = found ? meta.published_ns : now_ns;
+            }
             break;
         }
         status = pps__layout_remove_msg(e, txn, id, subs, n, removed);

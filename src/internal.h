@@ -226,10 +226,12 @@ int pps__layout_remove_msg(pps__env *e, MDB_txn *txn, uint64_t id,
                            pps__removed *removed);
 
 /* Applies the high-water mark inside write txn `txn`: removes expired
- * messages, then half of them if a limit is reached. */
+ * messages, then half of them if a limit is reached. front_ns (may be NULL)
+ * caches a lower bound of the oldest message's publish time between calls
+ * (0: unknown); reset it to 0 when the transaction fails. */
 int pps__hwm_enforce(pps__env *e, MDB_txn *txn, const pps__settings *s,
                      const MDB_dbi *subs, size_t n, int64_t now_ns,
-                     pps__removed *removed);
+                     pps__removed *removed, int64_t *front_ns);
 /* Messages stored and the bytes of the pages holding them. */
 int pps__hwm_usage(pps__env *e, MDB_txn *txn, uint64_t *count,
                    uint64_t *bytes);

@@ -32,6 +32,7 @@ struct pps_pub {
     pps__subs all;       /* every registered subscriber (pruning) */
     MDB_dbi *targets;    /* the ones this publisher sends to */
     size_t n_targets;
+    int64_t front_ns; /* see pps__hwm_enforce(); 0: unknown */
 };
 
 static int
@@ -187,7 +188,7 @@ send_once(pps_pub *pub, const pps_buf *msgs, size_t n, bool *pruned)
     int64_t now = pps__now_realtime_ns();
     pps__removed removed = {0};
     status = pps__hwm_enforce(pub->env, txn, &pub->settings, pub->all.dbis,
-                              pub->all.n, now, &removed);
+                              pub->all.n, now, &removed, &pub->front_ns);
     *pruned = removed.messages > 0;
     if (status != PPS_OK) {
         goto fail;
@@ -215,6 +216,7 @@ send_once(pps_pub *pub, const pps_buf *msgs, size_t n, bool *pruned)
                              "cannot commit message");
     if (status != PPS_OK) {
         pub->gen = STALE_GEN; /* handles opened in it were closed */
+        pub->front_ns = 0;
         return status;
     }
     pps__env_notify(pub->env);
@@ -223,6 +225,7 @@ send_once(pps_pub *pub, const pps_buf *msgs, size_t n, bool *pruned)
 fail:
     mdb_txn_abort(txn);
     pub->gen = STALE_GEN;
+    pub->front_ns = 0;
     return status;
 }
 
@@ -237,7 +240,7 @@ prune_alone(pps_pub *pub)
         return status;
     }
     status = pps__hwm_enforce(pub->env, txn, &pub->settings, pub->all.dbis,
-                              pub->all.n, pps__now_realtime_ns(), NULL);
+                              pub->all.n, pps__now_realtime_ns(), NULL, NULL);
     if (status != PPS_OK) {
         mdb_txn_abort(txn);
         return status;

@@ -1,0 +1,11 @@
+# The shared library exports only pps_ symbols; the installed package works
+# from CMake and from pkg-config.
+add_test(NAME exported_symbols
+    COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_exports.sh
+            $<TARGET_FILE:persipubsub>)
+if(NOT PPS_SANITIZE)
+  # A sanitized build cannot be linked by a plain consumer.
+  add_test(NAME install_consumer
+      COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/install_consumer.sh ${PROJECT_BINARY_DIR})
+  set_tests_properties(install_consumer PROPERTIES TIMEOUT 300)
+endif()
