@@ -305,28 +305,18 @@ check_queue(const pps__queue_cfg *q, bool repair, pps_problem_fn fn,
     pps__env *e;
     MDB_txn *txn;
     pps__subs subs = {0};
-    int status = pps__env_acquire(&e, q, false);
+    int status = pps__queue_open(q, &e, &txn, &subs);
     if (status != PPS_OK) {
-        return status;
-    }
-    status = pps__txn_write(e, &txn);
-    if (status != PPS_OK) {
-        pps__env_release(e);
         return status;
     }
     checker c = {.e = e, .txn = txn, .subs = &subs, .fn = fn, .user = user,
                  .repair = repair};
     MDB_txn *rtxn = NULL;
-    status = pps__layout_check(e, txn);
     pps__settings set;
-    if (status == PPS_OK &&
-        pps__layout_read_settings(e, txn, &set) != PPS_OK) {
+    if (pps__layout_read_settings(e, txn, &set) != PPS_OK) {
         problem(&c, "settings unreadable (%s); run persipubsub-ctl init to "
                 "rewrite them", pps_last_error());
         status = PPS_ECORRUPT;
-    }
-    if (status == PPS_OK) {
-        status = pps__subs_open(e, txn, &subs);
     }
     if (status == PPS_OK && !repair) {
         /* Scan a snapshot: a long check must not hold up publishers. The
@@ -384,15 +374,11 @@ pps_ctl_check(const pps_config *cfg, const char *queue, int repair,
     if (cfg == NULL) {
         return pps__err(PPS_EINVAL, "pps_ctl_check: cfg is NULL");
     }
-    size_t first = 0, end = cfg->n_queues;
-    if (queue != NULL) {
-        int status = pps__ctl_find_queue(cfg, queue, &first);
-        if (status != PPS_OK) {
-            return status;
-        }
-        end = first + 1;
+    size_t first, end;
+    int result = pps__ctl_queue_range(cfg, queue, &first, &end);
+    if (result != PPS_OK) {
+        return result;
     }
-    int result = PPS_OK;
     for (size_t i = first; i < end; i++) {
         int status = check_queue(&cfg->queues[i], repair != 0, fn, user,
                                  &found);

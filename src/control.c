@@ -187,6 +187,31 @@ pps_ctl_init(const pps_config *cfg)
     return PPS_OK;
 }
 
+int
+pps__queue_open(const pps__queue_cfg *q, pps__env **e, MDB_txn **txn,
+                pps__subs *subs)
+{
+    int status = pps__env_acquire(e, q, false);
+    if (status != PPS_OK) {
+        return status;
+    }
+    status = pps__txn_write(*e, txn);
+    if (status != PPS_OK) {
+        pps__env_release(*e);
+        return status;
+    }
+    status = pps__layout_check(*e, *txn);
+    if (status == PPS_OK) {
+        status = pps__subs_open(*e, *txn, subs);
+    }
+    if (status != PPS_OK) {
+        mdb_txn_abort(*txn);
+        pps__subs_free(subs);
+        pps__env_release(*e);
+    }
+    return status;
+}
+
 /* Runs `op` on one queue inside a write transaction with every subscriber's
  * pending database open. */
 typedef int (*queue_op)(pps__env *e, MDB_txn *txn, const pps__subs *subs,
@@ -199,22 +224,11 @@ with_queue(const pps__queue_cfg *q, queue_op op, int durability,
     pps__env *e;
     MDB_txn *txn;
     pps__subs subs = {0};
-    int status = pps__env_acquire(&e, q, false);
+    int status = pps__queue_open(q, &e, &txn, &subs);
     if (status != PPS_OK) {
         return status;
     }
-    status = pps__txn_write(e, &txn);
-    if (status != PPS_OK) {
-        pps__env_release(e);
-        return status;
-    }
-    status = pps__layout_check(e, txn);
-    if (status == PPS_OK) {
-        status = pps__subs_open(e, txn, &subs);
-    }
-    if (status == PPS_OK) {
-        status = op(e, txn, &subs, removed);
-    }
+    status = op(e, txn, &subs, removed);
     if (status == PPS_OK) {
         status = pps__txn_commit(e, txn, durability, "cannot commit");
         if (status == PPS_OK && removed->messages > 0) {
@@ -279,8 +293,14 @@ pps__ctl_clear_queue(const pps__queue_cfg *q, pps__removed *removed)
 }
 
 int
-pps__ctl_find_queue(const pps_config *cfg, const char *name, size_t *index)
+pps__ctl_queue_range(const pps_config *cfg, const char *name, size_t *first,
+                     size_t *end)
 {
+    *first = 0;
+    *end = cfg->n_queues;
+    if (name == NULL) {
+        return PPS_OK;
+    }
     struct stat want;
     bool have_stat = stat(name, &want) == 0;
     for (size_t i = 0; i < cfg->n_queues; i++) {
@@ -289,7 +309,8 @@ pps__ctl_find_queue(const pps_config *cfg, const char *name, size_t *index)
         if (strcmp(q->key, name) == 0 || strcmp(q->path, name) == 0 ||
             (have_stat && stat(q->path, &st) == 0 && st.st_dev == want.st_dev &&
              st.st_ino == want.st_ino)) {
-            *index = i;
+            *first = i;
+            *end = i + 1;
             return PPS_OK;
         }
     }
@@ -306,16 +327,9 @@ each_queue(const pps_config *cfg, const char *queue, per_queue_fn fn,
     if (cfg == NULL) {
         return pps__err(PPS_EINVAL, "%s: cfg is NULL", what);
     }
-    size_t first = 0, end = cfg->n_queues;
-    if (queue != NULL) {
-        int status = pps__ctl_find_queue(cfg, queue, &first);
-        if (status != PPS_OK) {
-            return status;
-        }
-        end = first + 1;
-    }
+    size_t first, end;
+    int status = pps__ctl_queue_range(cfg, queue, &first, &end);
     pps__removed total = {0};
-    int status = PPS_OK;
     for (size_t i = first; i < end && status == PPS_OK; i++) {
         status = fn(&cfg->queues[i], &total);
     }

@@ -59,32 +59,6 @@ first_id(MDB_txn *txn, MDB_dbi dbi, uint64_t *id)
     return true;
 }
 
-/* Opens the environment and a write transaction with every subscriber's
- * database open; the caller commits or aborts. */
-static int
-open_queue(const pps__queue_cfg *q, pps__env **e, MDB_txn **txn,
-           pps__subs *subs)
-{
-    int status = pps__env_acquire(e, q, false);
-    if (status != PPS_OK) {
-        return status;
-    }
-    status = pps__txn_write(*e, txn);
-    if (status == PPS_OK) {
-        status = pps__layout_check(*e, *txn);
-        if (status == PPS_OK) {
-            status = pps__subs_open(*e, *txn, subs);
-        }
-        if (status != PPS_OK) {
-            mdb_txn_abort(*txn);
-        }
-    }
-    if (status != PPS_OK) {
-        pps__env_release(*e);
-    }
-    return status;
-}
-
 static int
 status_queue(const pps__queue_cfg *q, pps_status_fn fn, void *user)
 {
@@ -92,7 +66,7 @@ status_queue(const pps__queue_cfg *q, pps_status_fn fn, void *user)
     MDB_txn *txn;
     pps__subs subs = {0};
     pps_subscriber_status *ss = NULL;
-    int status = open_queue(q, &e, &txn, &subs);
+    int status = pps__queue_open(q, &e, &txn, &subs);
     if (status != PPS_OK) {
         return status;
     }
@@ -170,19 +144,10 @@ pps_ctl_status(const pps_config *cfg, const char *queue, pps_status_fn fn,
         return pps__err(PPS_EINVAL, "pps_ctl_status: %s is NULL",
                         cfg == NULL ? "cfg" : "fn");
     }
-    size_t first = 0, end = cfg->n_queues;
-    if (queue != NULL) {
-        int status = pps__ctl_find_queue(cfg, queue, &first);
-        if (status != PPS_OK) {
-            return status;
-        }
-        end = first + 1;
+    size_t first, end;
+    int status = pps__ctl_queue_range(cfg, queue, &first, &end);
+    for (size_t i = first; i < end && status == PPS_OK; i++) {
+        status = status_queue(&cfg->queues[i], fn, user);
     }
-    for (size_t i = first; i < end; i++) {
-        int status = status_queue(&cfg->queues[i], fn, user);
-        if (status != PPS_OK) {
-            return status;
-        }
-    }
-    return PPS_OK;
+    return status;
 }

@@ -244,9 +244,15 @@ uint64_t pps__hwm_prune_count(uint64_t count);
 /* ---- control (control.c) ------------------------------------------------ */
 int pps__ctl_prune_queue(const pps__queue_cfg *q, pps__removed *removed);
 int pps__ctl_clear_queue(const pps__queue_cfg *q, pps__removed *removed);
-/* Finds a queue by key, path, or the identity of its directory. */
-int pps__ctl_find_queue(const pps_config *cfg, const char *name,
-                        size_t *index);
+/* The queues [*first, *end) that `name` selects: one found by key, path or
+ * the identity of its directory, or all of them if name is NULL. */
+int pps__ctl_queue_range(const pps_config *cfg, const char *name,
+                         size_t *first, size_t *end);
+/* Acquires the environment of an initialized queue and begins a write
+ * transaction with every subscriber's database open; on failure nothing is
+ * left to release. */
+int pps__queue_open(const pps__queue_cfg *q, pps__env **e, MDB_txn **txn,
+                    pps__subs *subs);
 
 /* ---- time ----------------------------------------------------------------- */
 int64_t pps__now_realtime_ns(void);
