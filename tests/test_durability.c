@@ -1,0 +1,166 @@
+/*
+ * Durability modes, checked by counting the flushes LMDB asks the kernel
+ * for. This executable defines msync(), fdatasync() and fsync(); liblmdb's
+ * calls resolve to these first (the executable comes first in symbol
+ * lookup), which count and then call the C library's own.
+ *
+ *   sync        two flushes per send (data, then the meta page)
+ *   nometasync  one flush per send (data; the meta page goes with the next)
+ *   nosync      none
+ *   consuming   none, in every mode
+ */
+#define _GNU_SOURCE /* RTLD_NEXT */
+#include "pps_test.h"
+
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static atomic_int flushes;
+
+int
+msync(void *addr, size_t len, int flags)
+{
+    static int (*real)(void *, size_t, int);
+    if (real == NULL) {
+        real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "msync");
+    }
+    if (flags & MS_SYNC) {
+        atomic_fetch_add(&flushes, 1);
+    }
+    return real(addr, len, flags);
+}
+
+int
+fdatasync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL) {
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    }
+    atomic_fetch_add(&flushes, 1);
+    return real(fd);
+}
+
+int
+fsync(int fd)
+{
+    static int (*real)(int);
+    if (real == NULL) {
+        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+    }
+    atomic_fetch_add(&flushes, 1);
+    return real(fd);
+}
+
+static int
+consume(const pps_message *msg, void *user)
+{
+    (void)msg;
+    (void)user;
+    return 0;
+}
+
+/* Flushes per send and per consume for a queue of the given durability. */
+static void
+measure(const char *durability, int per_send, const char *durability_key)
+{
+    char *dir = pps_test_tmpdir();
+    static const char *const subs[] = {"a", "b", NULL};
+    char extra[64];
+    snprintf(extra, sizeof(extra), "\"durability\": \"%s\"", durability_key);
+    pps_config *cfg = pps_test_simple(dir, subs, NULL,
+                                      durability_key != NULL ? extra : NULL);
+    pps_pub *pub;
+    pps_sub *a, *b;
+    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK);
+    cr_assert_eq(pps_sub_open(&a, cfg, "a"), PPS_OK);
+    cr_assert_eq(pps_sub_open(&b, cfg, "b"), PPS_OK);
+
+    const int n = 20;
+    atomic_store(&flushes, 0);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
+    }
+    int sent = atomic_load(&flushes);
+    cr_assert_eq(sent, n * per_send, "%s: %d flushes for %d sends",
+                 durability, sent, n);
+
+    pps_buf batch[5] = {{"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}, {"5", 1}};
+    atomic_store(&flushes, 0);
+    cr_assert_eq(pps_pub_send_many(pub, batch, 5), PPS_OK);
+    cr_assert_eq(atomic_load(&flushes), per_send,
+                 "%s: a batch is one commit", durability);
+
+    atomic_store(&flushes, 0);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(pps_sub_receive(a, 0, consume, NULL), PPS_OK);
+    }
+    cr_assert_eq(pps_sub_receive_batch(b, 100, 0, consume, NULL), n + 5);
+    cr_assert_eq(atomic_load(&flushes), 0,
+                 "%s: consuming flushed %d times", durability,
+                 atomic_load(&flushes));
+
+    pps_sub_close(b);
+    pps_sub_close(a);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(durability, sync_is_the_default_and_flushes_twice_per_send,
+     .timeout = 60)
+{
+    measure("default", 2, NULL);
+}
+
+Test(durability, sync_flushes_twice_per_send, .timeout = 60)
+{
+    measure("sync", 2, "sync");
+}
+
+Test(durability, nometasync_flushes_once_per_send, .timeout = 60)
+{
+    measure("nometasync", 1, "nometasync");
+}
+
+Test(durability, nosync_never_flushes, .timeout = 60)
+{
+    measure("nosync", 0, "nosync");
+}
+
+Test(durability, messages_survive_reopening_in_every_mode, .timeout = 60)
+{
+    const char *modes[] = {"sync", "nometasync", "nosync"};
+    for (size_t m = 0; m < 3; m++) {
+        char *dir = pps_test_tmpdir();
+        static const char *const subs[] = {"a", NULL};
+        char extra[64];
+        snprintf(extra, sizeof(extra), "\"durability\": \"%s\"", modes[m]);
+        pps_config *cfg = pps_test_simple(dir, subs, NULL, extra);
+        pps_pub *pub;
+        cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK);
+        cr_assert_eq(pps_pub_send(pub, modes[m], strlen(modes[m])), PPS_OK);
+        pps_pub_close(pub);
+        pps_config_free(cfg);
+
+        /* A new configuration and environment: what was committed is read
+         * back from the files. */
+        cfg = pps_test_config(dir, "{\"a\": {\"in_queue\": \"q\"}, \"queues\": "
+                                   "{\"q\": {\"path\": \"q\", \"subscribers\": "
+                                   "[\"a\"]}}}");
+        pps_sub *a;
+        pps_test_sink sink = {0};
+        cr_assert_eq(pps_sub_open(&a, cfg, "a"), PPS_OK);
+        cr_assert_eq(pps_sub_receive(a, 0, pps_test_collect, &sink), PPS_OK);
+        cr_assert_str_eq(sink.data[0], modes[m]);
+        pps_test_sink_free(&sink);
+        pps_sub_close(a);
+        pps_config_free(cfg);
+        pps_test_cleanup(dir);
+    }
+}
