@@ -21,6 +21,7 @@ enum fix_kind {
     FIX_SET_PENDING,  /* rewrite the metadata with pending = value */
     FIX_DROP_PENDING, /* delete id from subscriber database `sub` */
     FIX_DROP_KEY,     /* delete a malformed key from database `dbi` */
+    FIX_SET_NEXT_ID,  /* move the sequence to value */
 };
 
 typedef struct fix {
@@ -39,17 +40,41 @@ typedef struct checker {
     void *user;
     bool repair;
     size_t problems;
+    size_t repaired;
     fix *fixes;
     size_t n_fixes, cap_fixes;
     uint64_t max_id;
     int status; /* first failure to record a fix */
 } checker;
 
+/* Records that fix f (NULL: none) would mend the problem, if repairing. */
+static bool
+add_fix(checker *c, const fix *f)
+{
+    if (f == NULL || !c->repair || c->status != PPS_OK) {
+        return false;
+    }
+    if (c->n_fixes == c->cap_fixes) {
+        size_t cap = c->cap_fixes < 64 ? 64 : c->cap_fixes * 2;
+        fix *n = realloc(c->fixes, cap * sizeof(*n));
+        if (n == NULL) {
+            c->status = pps__err(PPS_ENOMEM, "out of memory");
+            return false;
+        }
+        c->fixes = n;
+        c->cap_fixes = cap;
+    }
+    c->fixes[c->n_fixes++] = *f;
+    return true;
+}
+
+/* Reports one problem, mended by fix f (NULL: cannot be mended). */
 static void
-problem(checker *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+problem(checker *c, const fix *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
-problem(checker *c, const char *fmt, ...)
+problem(checker *c, const fix *f, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -57,28 +82,13 @@ problem(checker *c, const char *fmt, ...)
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
     c->problems++;
+    bool repaired = add_fix(c, f);
+    if (repaired) {
+        c->repaired++;
+    }
     if (c->fn != NULL) {
-        c->fn(pps__env_path(c->e), text, c->user);
+        c->fn(pps__env_path(c->e), text, repaired, c->user);
     }
-}
-
-static void
-add_fix(checker *c, fix f)
-{
-    if (!c->repair || c->status != PPS_OK) {
-        return;
-    }
-    if (c->n_fixes == c->cap_fixes) {
-        size_t cap = c->cap_fixes < 64 ? 64 : c->cap_fixes * 2;
-        fix *n = realloc(c->fixes, cap * sizeof(*n));
-        if (n == NULL) {
-            c->status = pps__err(PPS_ENOMEM, "out of memory");
-            return;
-        }
-        c->fixes = n;
-        c->cap_fixes = cap;
-    }
-    c->fixes[c->n_fixes++] = f;
 }
 
 static bool
@@ -86,9 +96,9 @@ key_id(checker *c, MDB_dbi dbi, const char *db, const MDB_val *k,
        uint64_t *id)
 {
     if (k->mv_size != sizeof(*id)) {
-        problem(c, "%s holds a key of %zu bytes, not a message id", db,
+        problem(c, &(fix){.kind = FIX_DROP_KEY, .dbi = dbi, .key = *k},
+                "%s holds a key of %zu bytes, not a message id", db,
                 k->mv_size);
-        add_fix(c, (fix){.kind = FIX_DROP_KEY, .dbi = dbi, .key = *k});
         return false;
     }
     memcpy(id, k->mv_data, sizeof(*id));
@@ -118,19 +128,22 @@ check_message(checker *c, uint64_t id, const MDB_val *meta)
     pps__msg_meta m;
     uint64_t held = holders(c, id);
     if (meta->mv_size != sizeof(m)) {
-        problem(c, "message %llu: metadata of %zu bytes, expected %zu",
+        problem(c,
+                &(fix){.kind = held > 0 ? FIX_SET_PENDING : FIX_DROP_MSG,
+                       .id = id, .value = held},
+                "message %llu: metadata of %zu bytes, expected %zu",
                 (unsigned long long)id, meta->mv_size, sizeof(m));
-        add_fix(c, (fix){.kind = held > 0 ? FIX_SET_PENDING : FIX_DROP_MSG,
-                         .id = id, .value = held});
         return;
     }
     memcpy(&m, meta->mv_data, sizeof(m));
     if (m.pending != held) {
-        problem(c, "message %llu: pending count %u, but %llu subscriber(s) "
-                "hold it", (unsigned long long)id, (unsigned)m.pending,
+        problem(c,
+                &(fix){.kind = held > 0 ? FIX_SET_PENDING : FIX_DROP_MSG,
+                       .id = id, .value = held},
+                "message %llu: pending count %u, but %llu subscriber(s) "
+                "hold it",
+                (unsigned long long)id, (unsigned)m.pending,
                 (unsigned long long)held);
-        add_fix(c, (fix){.kind = held > 0 ? FIX_SET_PENDING : FIX_DROP_MSG,
-                         .id = id, .value = held});
     }
 }
 
@@ -162,17 +175,17 @@ scan_messages(checker *c)
         }
         if (did < mid) {
             uint64_t held = holders(c, did);
-            problem(c, "message %llu: payload without metadata%s",
+            problem(c,
+                    &(fix){.kind = held > 0 ? FIX_SET_PENDING : FIX_DROP_MSG,
+                           .id = did, .value = held},
+                    "message %llu: payload without metadata%s",
                     (unsigned long long)did,
                     held > 0 ? "" : " (and no subscriber pends on it)");
-            add_fix(c, (fix){.kind = held > 0 ? FIX_SET_PENDING
-                                              : FIX_DROP_MSG,
-                             .id = did, .value = held});
             drc = mdb_cursor_get(dc, &dk, &dv, MDB_NEXT);
         } else if (mid < did) {
-            problem(c, "message %llu: metadata without payload",
+            problem(c, &(fix){.kind = FIX_DROP_MSG, .id = mid},
+                    "message %llu: metadata without payload",
                     (unsigned long long)mid);
-            add_fix(c, (fix){.kind = FIX_DROP_MSG, .id = mid});
             mrc = mdb_cursor_get(mc, &mk, &mv, MDB_NEXT);
         } else {
             check_message(c, did, &mv);
@@ -220,11 +233,12 @@ scan_pending(checker *c)
                 if (mdb_get(c->txn, v->msg, &mk, &mv) == MDB_NOTFOUND) {
                     MDB_val dv;
                     if (mdb_get(c->txn, v->data, &mk, &dv) == MDB_NOTFOUND) {
-                        problem(c, "subscriber \"%s\" pends on message %llu, "
+                        problem(c,
+                                &(fix){.kind = FIX_DROP_PENDING, .id = id,
+                                       .dbi = c->subs->dbis[i]},
+                                "subscriber \"%s\" pends on message %llu, "
                                 "which does not exist",
                                 sid, (unsigned long long)id);
-                        add_fix(c, (fix){.kind = FIX_DROP_PENDING, .id = id,
-                                         .dbi = c->subs->dbis[i]});
                     }
                     /* else: reported with its payload by scan_messages() */
                 }
@@ -271,6 +285,15 @@ apply(checker *c, const fix *f)
         rc = mdb_del(c->txn, f->dbi, &key, NULL);
         break;
     }
+    case FIX_SET_NEXT_ID: {
+        pps__seq seq;
+        int status = pps__layout_read_seq(c->e, c->txn, &seq);
+        if (status == PPS_OK) {
+            seq.next_id = f->value;
+            status = pps__layout_write_seq(c->e, c->txn, &seq);
+        }
+        return status;
+    }
     }
     if (rc != 0 && rc != MDB_NOTFOUND) {
         return pps__err_lmdb(rc, "cannot repair", pps__env_path(c->e));
@@ -283,19 +306,13 @@ check_seq(checker *c)
 {
     pps__seq seq;
     int status = pps__layout_read_seq(c->e, c->txn, &seq);
-    if (status != PPS_OK) {
-        return status;
-    }
-    if (c->max_id >= seq.next_id) {
-        problem(c, "message %llu is not below the next id %llu",
+    if (status == PPS_OK && c->max_id >= seq.next_id) {
+        problem(c, &(fix){.kind = FIX_SET_NEXT_ID, .value = c->max_id + 1},
+                "message %llu is not below the next id %llu",
                 (unsigned long long)c->max_id,
                 (unsigned long long)seq.next_id);
-        if (c->repair) {
-            seq.next_id = c->max_id + 1;
-            return pps__layout_write_seq(c->e, c->txn, &seq);
-        }
     }
-    return PPS_OK;
+    return status;
 }
 
 static int
@@ -314,8 +331,10 @@ check_queue(const pps__queue_cfg *q, bool repair, pps_problem_fn fn,
     MDB_txn *rtxn = NULL;
     pps__settings set;
     if (pps__layout_read_settings(e, txn, &set) != PPS_OK) {
-        problem(&c, "settings unreadable (%s); run persipubsub-ctl init to "
-                "rewrite them", pps_last_error());
+        problem(&c, NULL,
+                "settings unreadable (%s); run persipubsub-ctl init to "
+                "rewrite them",
+                pps_last_error());
         status = PPS_ECORRUPT;
     }
     if (status == PPS_OK && !repair) {
@@ -351,10 +370,11 @@ check_queue(const pps__queue_cfg *q, bool repair, pps_problem_fn fn,
         }
     }
     *problems += c.problems;
-    if ((status == PPS_OK && c.problems > 0 && !repair) ||
+    if ((status == PPS_OK && c.problems > c.repaired) ||
         status == PPS_ECORRUPT) {
-        status = pps__err(PPS_ECORRUPT, "%s: %zu problem(s) found", q->path,
-                          c.problems);
+        status = pps__err(PPS_ECORRUPT, "%s: %zu problem(s) %s", q->path,
+                          c.problems - c.repaired,
+                          repair ? "could not be repaired" : "found");
     }
     free(c.fixes);
     pps__subs_free(&subs);

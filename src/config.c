@@ -736,12 +736,12 @@ parse_root(parse_ctx *c, json_t *root)
     if (cfg->queues == NULL) {
         return nomem(c);
     }
-    cfg->n_queues = nq;
     size_t i = 0;
     const char *key;
     json_t *v;
     json_object_foreach(queues, key, v)
     {
+        cfg->n_queues = i + 1; /* counted as soon as it holds anything */
         int rc = parse_queue(c, i, key, v);
         if (rc != PPS_OK) {
             return rc;
@@ -840,7 +840,8 @@ fail_read(const char *path, int errnum, const char *why)
     }
     char line[LINE_MAX_];
     CONCAT(line, sizeof(line), path,
-           ": cannot read: ", errnum != 0 ? text : why);
+           ": cannot read: ",
+           errnum != 0 ? text : (why != NULL ? why : "unknown error"));
     one_line(line);
     return pps__err(errnum == ENOMEM ? PPS_ENOMEM : PPS_ECONFIG, "%s", line);
 }

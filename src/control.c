@@ -28,8 +28,8 @@ static int
 put_meta(pps__env *e, MDB_txn *txn, const char *key, const void *val,
          size_t len)
 {
-    MDB_val k = {strlen(key), (void *)(uintptr_t)key};
-    MDB_val v = {len, (void *)(uintptr_t)val};
+    MDB_val k = {strlen(key), pps__mut(key)};
+    MDB_val v = {len, pps__mut(val)};
     int rc = mdb_put(txn, pps__env_get(e)->meta, &k, &v, 0);
     if (rc != 0) {
         return pps__err_lmdb(rc, "cannot write queue settings",
@@ -44,7 +44,7 @@ init_settings(pps__env *e, MDB_txn *txn, const pps__queue_cfg *q,
               bool *changed)
 {
     MDB_val k = {sizeof(PPS__KEY_FORMAT) - 1,
-                 (void *)(uintptr_t)PPS__KEY_FORMAT};
+                 pps__mut(PPS__KEY_FORMAT)};
     MDB_val v;
     int rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
     if (rc == MDB_NOTFOUND) {
@@ -69,7 +69,7 @@ init_settings(pps__env *e, MDB_txn *txn, const pps__queue_cfg *q,
         .durability = (uint32_t)q->durability,
     };
     k.mv_size = sizeof(PPS__KEY_SETTINGS) - 1;
-    k.mv_data = (void *)(uintptr_t)PPS__KEY_SETTINGS;
+    k.mv_data = pps__mut(PPS__KEY_SETTINGS);
     rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
     if (rc != 0 && rc != MDB_NOTFOUND) {
         return pps__err_lmdb(rc, "cannot read queue settings",
@@ -171,20 +171,35 @@ init_queue(const pps__queue_cfg *q)
     return status;
 }
 
+static int
+init_range(const pps_config *cfg, const char *queue, const char *what)
+{
+    if (cfg == NULL) {
+        return pps__err(PPS_EINVAL, "%s: cfg is NULL", what);
+    }
+    size_t first, end;
+    int status = pps__ctl_queue_range(cfg, queue, &first, &end);
+    for (size_t i = first; i < end && status == PPS_OK; i++) {
+        status = init_queue(&cfg->queues[i]);
+    }
+    return status;
+}
+
 int
 pps_ctl_init(const pps_config *cfg)
 {
     pps__err_begin();
-    if (cfg == NULL) {
-        return pps__err(PPS_EINVAL, "pps_ctl_init: cfg is NULL");
+    return init_range(cfg, NULL, "pps_ctl_init");
+}
+
+int
+pps_ctl_init_queue(const pps_config *cfg, const char *queue)
+{
+    pps__err_begin();
+    if (queue == NULL) {
+        return pps__err(PPS_EINVAL, "pps_ctl_init_queue: queue is NULL");
     }
-    for (size_t i = 0; i < cfg->n_queues; i++) {
-        int status = init_queue(&cfg->queues[i]);
-        if (status != PPS_OK) {
-            return status;
-        }
-    }
-    return PPS_OK;
+    return init_range(cfg, queue, "pps_ctl_init_queue");
 }
 
 int
@@ -370,4 +385,36 @@ pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
     pps__err_begin();
     return each_queue(cfg, queue, pps__ctl_clear_queue, removed,
                       "pps_ctl_clear_queue");
+}
+
+size_t
+pps_config_queue_count(const pps_config *cfg)
+{
+    return cfg != NULL ? cfg->n_queues : 0;
+}
+
+const char *
+pps_config_queue_key(const pps_config *cfg, size_t index)
+{
+    return cfg != NULL && index < cfg->n_queues ? cfg->queues[index].key
+                                                : NULL;
+}
+
+const char *
+pps_config_queue_path(const pps_config *cfg, size_t index)
+{
+    return cfg != NULL && index < cfg->n_queues ? cfg->queues[index].path
+                                                : NULL;
+}
+
+int
+pps_config_queue_find(const pps_config *cfg, const char *name, size_t *index)
+{
+    pps__err_begin();
+    if (cfg == NULL || name == NULL || index == NULL) {
+        return pps__err(PPS_EINVAL, "pps_config_queue_find: %s is NULL",
+                        cfg == NULL ? "cfg" : name == NULL ? "name" : "index");
+    }
+    size_t end;
+    return pps__ctl_queue_range(cfg, name, index, &end);
 }

@@ -40,6 +40,10 @@ struct pps__env {
     char *path;
     pps__env_view view;
     pps__wake *wake;
+    /* Touched only inside write transactions; atomic for TSan's sake (see
+     * pps__space). */
+    _Atomic int64_t readers_checked_ns;
+    pps__space space;
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -121,34 +125,12 @@ open_internal_dbs(pps__env *e, bool create)
                            "cannot create internal databases");
 }
 
+/* Creates e->view.env with the queue's limits and opens it. */
 static int
-env_open(pps__env *e, const pps__queue_cfg *q, bool create)
+lmdb_open(pps__env *e, const pps__queue_cfg *q, size_t mapsize,
+          unsigned flags)
 {
-    char file[PATH_MAX];
-    struct stat st;
-    int rc;
-
-    /* Never hand LMDB the directory of another application: without the
-     * wake-up file this is no queue of ours (see wakeup.c). */
-    rc = pps__wake_open(&e->wake, e->path, create, q->file_mode);
-    if (rc != PPS_OK) {
-        return rc;
-    }
-    snprintf(file, sizeof(file), "%s/data.mdb", e->path);
-    size_t mapsize = (size_t)q->max_db_size_bytes;
-    if (stat(file, &st) == 0) {
-        /* Never shrink the map of an existing queue: with MDB_WRITEMAP the
-         * file is sized to the map, and other processes may map all of it. */
-        if ((uint64_t)st.st_size > mapsize) {
-            mapsize = (size_t)st.st_size;
-        }
-    } else if (!create) {
-        return pps__err(PPS_ENOTINIT,
-                        "%s: queue not initialized (no data.mdb); run "
-                        "persipubsub-ctl init",
-                        e->path);
-    }
-    rc = mdb_env_create(&e->view.env);
+    int rc = mdb_env_create(&e->view.env);
     if (rc != 0) {
         e->view.env = NULL;
         return pps__err_lmdb(rc, "cannot create LMDB environment", e->path);
@@ -161,17 +143,120 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
         rc = mdb_env_set_mapsize(e->view.env, mapsize);
     }
     if (rc == 0) {
-        rc = mdb_env_open(e->view.env, e->path,
-                          MDB_WRITEMAP | MDB_NOTLS | MDB_NOSYNC,
+        rc = mdb_env_open(e->view.env, e->path, flags | MDB_NOTLS,
                           (mdb_mode_t)q->file_mode);
     }
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
+        return pps__err(PPS_ESTORAGE,
+                        "%s: data.mdb is not a valid LMDB file: %s", e->path,
+                        mdb_strerror(rc));
+    }
     if (rc != 0) {
-        if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
-            pps__err(PPS_ESTORAGE, "%s: data.mdb is not a valid LMDB file: %s",
-                     e->path, mdb_strerror(rc));
-            return PPS_ESTORAGE;
-        }
         return pps__err_lmdb(rc, "cannot open LMDB environment", e->path);
+    }
+    return PPS_OK;
+}
+
+/* Checks the format of an existing queue through a read-only environment
+ * before anything is written to it: opening with MDB_WRITEMAP alone would
+ * resize data.mdb (and so touch a queue of another format version). With
+ * `create`, a queue whose init was interrupted (no internal databases or no
+ * format record yet) is fine. */
+static int
+probe_format(pps__env *e, const pps__queue_cfg *q, size_t size, bool create)
+{
+    int status = lmdb_open(e, q, size, MDB_RDONLY);
+    MDB_txn *txn = NULL;
+    if (status == PPS_OK) {
+        int dead = 0;
+        mdb_reader_check(e->view.env, &dead);
+        int rc = mdb_txn_begin(e->view.env, NULL, MDB_RDONLY, &txn);
+        if (rc == 0) {
+            rc = mdb_dbi_open(txn, PPS__DB_META, 0, &e->view.meta);
+        }
+        if (rc == MDB_NOTFOUND) {
+            status = create ? PPS_OK
+                            : pps__err(PPS_ENOTINIT,
+                                       "%s: queue not initialized (no "
+                                       "database %s); run persipubsub-ctl "
+                                       "init",
+                                       e->path, PPS__DB_META);
+        } else if (rc == MDB_INCOMPATIBLE) {
+            status = pps__err(PPS_ENOTINIT,
+                              "%s: not a persipubsub queue (%s is not a "
+                              "database of the expected kind)",
+                              e->path, PPS__DB_META);
+        } else if (rc != 0) {
+            status = pps__err_lmdb(rc, "cannot read internal database",
+                                   e->path);
+        } else {
+            status = pps__layout_check(e, txn);
+            if (status == PPS_ENOTINIT && create) {
+                pps__err_begin();
+                status = PPS_OK;
+            }
+        }
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    if (e->view.env != NULL) {
+        mdb_env_close(e->view.env);
+        e->view.env = NULL;
+    }
+    return status;
+}
+
+static int
+env_open(pps__env *e, const pps__queue_cfg *q, bool create)
+{
+    char file[PATH_MAX];
+    int rc;
+
+    /* Never hand LMDB the directory of another application: without the
+     * wake-up file this is no queue of ours (see wakeup.c), and init
+     * creates that file before data.mdb. */
+    snprintf(file, sizeof(file), "%s/data.mdb", e->path);
+    bool exists = access(file, F_OK) == 0;
+    char wake[PATH_MAX];
+    snprintf(wake, sizeof(wake), "%s/%s", e->path, PPS__WAKE_FILE);
+    if (exists && access(wake, F_OK) != 0 && errno == ENOENT) {
+        return pps__err(PPS_ENOTINIT,
+                        "%s: LMDB files without %s: another application's "
+                        "database, not a persipubsub queue (left untouched)",
+                        e->path, PPS__WAKE_FILE);
+    }
+    rc = pps__wake_open(&e->wake, e->path, create && !exists, q->file_mode);
+    if (rc != PPS_OK) {
+        return rc;
+    }
+    if (!exists && !create) {
+        return pps__err(PPS_ENOTINIT,
+                        "%s: queue not initialized (no data.mdb); run "
+                        "persipubsub-ctl init",
+                        e->path);
+    }
+    /* An existing file is checked with plain reads, then read-only at its
+     * own size, and only once it proved to be a queue this library reads
+     * opened for writing, which grows it to the configured map. Its map is
+     * never shrunk: other processes may map all of it. */
+    size_t mapsize = (size_t)q->max_db_size_bytes;
+    if (exists) {
+        int64_t size = 0;
+        rc = pps__datafile_check(e->path, &size);
+        if (rc == PPS_OK) {
+            rc = probe_format(e, q, (size_t)size, create);
+        }
+        if (rc != PPS_OK) {
+            return rc;
+        }
+        if ((uint64_t)size > mapsize) {
+            mapsize = (size_t)size;
+        }
+    }
+    rc = lmdb_open(e, q, mapsize, MDB_WRITEMAP | MDB_NOSYNC);
+    if (rc != PPS_OK) {
+        return rc;
     }
     int dead = 0;
     rc = mdb_reader_check(e->view.env, &dead);
@@ -330,10 +415,42 @@ pps__env_wait(pps__env *e, uint32_t seen, int64_t deadline_ns)
     pps__wake_wait(e->wake, seen, deadline_ns);
 }
 
+pps__space *
+pps__env_space(pps__env *e)
+{
+    return &e->space;
+}
+
+bool
+pps__env_reclaim_readers(pps__env *e)
+{
+    int dead = 0;
+    return mdb_reader_check(e->view.env, &dead) == 0 && dead > 0;
+}
+
 int
 pps__txn_write(pps__env *e, MDB_txn **txn)
 {
     int rc = mdb_txn_begin(e->view.env, NULL, 0, txn);
+    if (rc == 0) {
+        /* A process killed inside a read transaction leaves its reader slot
+         * behind, and the snapshot it names keeps every page freed after it
+         * from being reused: the file would grow with every commit until the
+         * map is full. Reclaim such slots every few milliseconds; the page
+         * allocator consults the reader table when it needs pages, so this
+         * transaction already profits. */
+        int64_t now = pps__now_coarse_ns();
+        if (now - e->readers_checked_ns >= PPS__READER_CHECK_NS) {
+            e->readers_checked_ns = now;
+            pps__env_reclaim_readers(e);
+        }
+        int status = pps__space_for_write(e, &e->space);
+        if (status != PPS_OK) {
+            mdb_txn_abort(*txn);
+            *txn = NULL;
+            return status;
+        }
+    }
     if (rc != 0) {
         *txn = NULL;
         if (rc == MDB_MAP_RESIZED) {

@@ -62,6 +62,13 @@ pps_last_error(void)
     return err_text;
 }
 
+int
+pps_error_set(int status, const char *detail)
+{
+    pps__err_begin();
+    return pps__err(status, "%s", detail != NULL ? detail : "");
+}
+
 void
 pps__err_begin(void)
 {
@@ -121,18 +128,29 @@ pps__err_lmdb(int rc, const char *what, const char *path)
     return pps__err(status, "%s: %s%s", what, mdb_strerror(rc), hint);
 }
 
+static int64_t
+clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int64_t
 pps__now_realtime_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock_ns(CLOCK_REALTIME);
 }
 
 int64_t
 pps__now_monotonic_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+/* A few milliseconds coarse, and cheaper: for housekeeping intervals. */
+int64_t
+pps__now_coarse_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC_COARSE);
 }

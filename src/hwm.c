@@ -131,7 +131,7 @@ pps__hwm_enforce(pps__env *e, MDB_txn *txn, const pps__settings *s,
         }
     }
 
-    uint64_t count, bytes;
+    uint64_t count = 0, bytes = 0;
     status = pps__hwm_usage(e, txn, &count, &bytes);
     if (status != PPS_OK || count == 0 || !pps__hwm_over(count, bytes, s)) {
         return status;

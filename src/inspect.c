@@ -83,11 +83,10 @@ status_queue(const pps__queue_cfg *q, pps_status_fn fn, void *user)
     }
     if (status == PPS_OK) {
         ss = calloc(subs.n > 0 ? subs.n : 1, sizeof(*ss));
-        if (ss == NULL) {
-            status = pps__err(PPS_ENOMEM, "out of memory");
-        }
     }
-    if (status != PPS_OK) {
+    if (status != PPS_OK || ss == NULL) {
+        status = status != PPS_OK ? status
+                                  : pps__err(PPS_ENOMEM, "out of memory");
         goto done;
     }
     MDB_envinfo info;

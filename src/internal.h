@@ -8,10 +8,23 @@
 #include "persipubsub/persipubsub.h"
 
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* A const pointer as LMDB's MDB_val wants it (LMDB never writes through
+ * the pointers of keys and values it is given). */
+static inline void *
+pps__mut(const void *p)
+{
+    union {
+        const void *c;
+        void *m;
+    } u = {.c = p};
+    return u.m;
+}
 
 /* ---- errors (error.c) ---------------------------------------------------- */
 
@@ -143,6 +156,11 @@ int pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create);
  * reference taken in a parent process is ignored in a child after fork(). */
 void pps__env_release(pps__env *e);
 const pps__env_view *pps__env_get(const pps__env *e);
+
+/* Checks, with plain reads, that <dir>/data.mdb is an LMDB file at least as
+ * long as its newest committed state (datafile.c); *size gets its size.
+ * PPS_ESTORAGE with the path otherwise. Nothing is written. */
+int pps__datafile_check(const char *dir, int64_t *size);
 const char *pps__env_path(const pps__env *e);
 /* Wakes receivers waiting on the queue (call after a commit that added
  * messages). */
@@ -166,6 +184,34 @@ void pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns);
 
 /* Begins a write transaction. */
 int pps__txn_write(pps__env *e, MDB_txn **txn);
+
+/* Room in the map and on the disk (space.c); the state is per environment
+ * and touched only inside write transactions. */
+typedef struct pps__space {
+    /* Atomic only for ThreadSanitizer, which cannot see LMDB's writer lock
+     * (the system liblmdb is not instrumented). */
+    _Atomic uint32_t psize;
+    _Atomic bool no_fallocate;  /* the file system cannot: stays sparse */
+    _Atomic uint64_t allocated; /* allocated up to here (this process) */
+} pps__space;
+
+pps__space *pps__env_space(pps__env *e);
+/* Before any write transaction's first change: allocates the disk blocks it
+ * may write past the last used page. PPS_EFULL on a full file system. */
+int pps__space_for_write(pps__env *e, pps__space *sp);
+/* Before a send's first put: PPS_EFULL unless the map holds the messages
+ * and still leaves the subscribers their slack, and the disk blocks for
+ * them are allocated. */
+int pps__space_for_send(pps__env *e, pps__space *sp, const pps_buf *msgs,
+                        size_t n, size_t targets);
+
+/* How often a write transaction reclaims the reader slots of dead
+ * processes. */
+#define PPS__READER_CHECK_NS ((int64_t)20 * 1000000)
+
+/* Clears the reader slots of dead processes; true if there were any (a
+ * transaction that failed for want of pages may then succeed). */
+bool pps__env_reclaim_readers(pps__env *e);
 /* Begins (or renews) a read transaction; reclaims the reader slots of dead
  * processes and retries once if the reader table is full. */
 int pps__txn_read(pps__env *e, MDB_txn **txn);
@@ -257,5 +303,6 @@ int pps__queue_open(const pps__queue_cfg *q, pps__env **e, MDB_txn **txn,
 /* ---- time ----------------------------------------------------------------- */
 int64_t pps__now_realtime_ns(void);
 int64_t pps__now_monotonic_ns(void);
+int64_t pps__now_coarse_ns(void);
 
 #endif /* PERSIPUBSUB_INTERNAL_H */

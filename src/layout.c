@@ -18,7 +18,7 @@ static int
 get_fixed(pps__env *e, MDB_txn *txn, const char *key, void *out, size_t size,
           bool *found)
 {
-    MDB_val k = {strlen(key), (void *)(uintptr_t)key};
+    MDB_val k = {strlen(key), pps__mut(key)};
     MDB_val v;
     int rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
     *found = false;
@@ -95,8 +95,8 @@ pps__layout_read_seq(pps__env *e, MDB_txn *txn, pps__seq *out)
 int
 pps__layout_write_seq(pps__env *e, MDB_txn *txn, const pps__seq *seq)
 {
-    MDB_val k = {sizeof(PPS__KEY_SEQ) - 1, (void *)(uintptr_t)PPS__KEY_SEQ};
-    MDB_val v = {sizeof(*seq), (void *)(uintptr_t)seq};
+    MDB_val k = {sizeof(PPS__KEY_SEQ) - 1, pps__mut(PPS__KEY_SEQ)};
+    MDB_val v = {sizeof(*seq), pps__mut(seq)};
     int rc = mdb_put(txn, pps__env_get(e)->meta, &k, &v, 0);
     if (rc != 0) {
         return pps__err_lmdb(rc, "cannot write the id sequence",
@@ -110,7 +110,7 @@ pps__layout_read_subscribers(pps__env *e, MDB_txn *txn, char **buf,
                              size_t *len, size_t *n)
 {
     MDB_val k = {sizeof(PPS__KEY_SUBSCRIBERS) - 1,
-                 (void *)(uintptr_t)PPS__KEY_SUBSCRIBERS};
+                 pps__mut(PPS__KEY_SUBSCRIBERS)};
     MDB_val v;
     *buf = NULL;
     *len = 0;
@@ -304,8 +304,8 @@ int
 pps__subs_write(pps__env *e, MDB_txn *txn, const char *ids, size_t len)
 {
     MDB_val k = {sizeof(PPS__KEY_SUBSCRIBERS) - 1,
-                 (void *)(uintptr_t)PPS__KEY_SUBSCRIBERS};
-    MDB_val v = {len, (void *)(uintptr_t)ids};
+                 pps__mut(PPS__KEY_SUBSCRIBERS)};
+    MDB_val v = {len, pps__mut(ids)};
     int rc = mdb_put(txn, pps__env_get(e)->meta, &k, &v, 0);
     if (rc != 0) {
         return pps__err_lmdb(rc, "cannot write the subscriber list",

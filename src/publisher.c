@@ -147,7 +147,7 @@ put(pps_pub *pub, MDB_txn *txn, MDB_dbi dbi, uint64_t id, const void *data,
     size_t len)
 {
     MDB_val k = {sizeof(id), &id};
-    MDB_val v = {len, (void *)(uintptr_t)data};
+    MDB_val v = {len, pps__mut(data)};
     int rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND);
     if (rc == MDB_KEYEXIST) {
         return pps__err(PPS_ESTORAGE,
@@ -190,6 +190,10 @@ send_once(pps_pub *pub, const pps_buf *msgs, size_t n, bool *pruned)
     status = pps__hwm_enforce(pub->env, txn, &pub->settings, pub->all.dbis,
                               pub->all.n, now, &removed, &pub->front_ns);
     *pruned = removed.messages > 0;
+    if (status == PPS_OK) {
+        status = pps__space_for_send(pub->env, pps__env_space(pub->env), msgs,
+                                     n, pub->n_targets);
+    }
     if (status != PPS_OK) {
         goto fail;
     }
@@ -263,6 +267,11 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
     }
     bool pruned = false;
     int status = send_once(pub, msgs, n, &pruned);
+    if (status == PPS_EFULL && pps__env_reclaim_readers(pub->env)) {
+        /* Pages were held for a process that died inside a read. */
+        pps__err_begin();
+        status = send_once(pub, msgs, n, &pruned);
+    }
     if (status == PPS_EFULL && pruned) {
         /* Pages freed in a transaction are not reusable by that same
          * transaction: prune first, in commits of its own, then retry. */

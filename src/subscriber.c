@@ -135,7 +135,7 @@ check_handle(const pps_sub *sub, pps_receive_fn fn, const char *what)
 
 /* Consumes ids[0..n) in one write transaction without a flush. */
 static int
-consume(pps_sub *sub, const uint64_t *ids, size_t n)
+consume_once(pps_sub *sub, const uint64_t *ids, size_t n)
 {
     MDB_txn *txn;
     int status = pps__txn_write(sub->env, &txn);
@@ -151,6 +151,20 @@ consume(pps_sub *sub, const uint64_t *ids, size_t n)
     }
     return pps__txn_commit(sub->env, txn, PPS__NOSYNC,
                            "cannot commit consumption");
+}
+
+/* A consumption needs a few fresh pages (copy-on-write). When the map has
+ * none left, a dead process's reader slot is the likely reason: pages freed
+ * since its snapshot could not be reused. Clear it and try again. */
+static int
+consume(pps_sub *sub, const uint64_t *ids, size_t n)
+{
+    int status = consume_once(sub, ids, n);
+    if (status == PPS_EFULL && pps__env_reclaim_readers(sub->env)) {
+        pps__err_begin();
+        status = consume_once(sub, ids, n);
+    }
+    return status;
 }
 
 /* Reads the message at the cursor into *msg. */

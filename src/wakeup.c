@@ -88,8 +88,16 @@ pps__wake_open(pps__wake **out, const char *dir, bool create, unsigned mode)
                               path);
             goto fail;
         }
-        if (ftruncate(fd, WAKE_SIZE) != 0) {
-            status = pps__err_lmdb(errno, "cannot size wake-up file", path);
+        /* Written, not just sized: a store into a hole of a shared
+         * mapping on a full file system would be a SIGBUS. */
+        static const char zeros[WAKE_SIZE];
+        off_t at = st.st_size;
+        ssize_t n = pwrite(fd, zeros, (size_t)(WAKE_SIZE - at), at);
+        if (n != (ssize_t)(WAKE_SIZE - at)) {
+            status = n < 0 ? pps__err_lmdb(errno, "cannot write wake-up file",
+                                           path)
+                           : pps__err(PPS_EFULL,
+                                      "%s: the file system is full", path);
             goto fail;
         }
     }

@@ -33,8 +33,11 @@ extern "C" {
 #define PPS_API
 #endif
 
+/** The major version: changes when the API or ABI breaks. */
 #define PPS_VERSION_MAJOR 0
+/** The minor version: changes when the API grows compatibly. */
 #define PPS_VERSION_MINOR 1
+/** The patch version: changes with fixes only. */
 #define PPS_VERSION_PATCH 0
 /** The version as one number: major * 10000 + minor * 100 + patch. */
 #define PPS_VERSION_NUMBER                                                     \
@@ -90,8 +93,8 @@ typedef struct pps_message {
 
 /** One payload of a batch for pps_pub_send_many(); owned by the caller. */
 typedef struct pps_buf {
-    const void *data;
-    size_t len;
+    const void *data; /**< the payload; may be NULL only if len is 0 */
+    size_t len;       /**< its length in bytes */
 } pps_buf;
 
 /**
@@ -121,6 +124,17 @@ PPS_API const char *pps_status_name(int status);
 PPS_API const char *pps_last_error(void);
 
 /**
+ * Sets this thread's detail (what pps_last_error() returns) and returns
+ * status: for libraries built on persipubsub, such as the protobuf-c
+ * helpers, to report their own failures the way the library does.
+ *
+ * @param status  returned as is.
+ * @param detail  one line, copied (truncated to 1023 bytes); NULL is "".
+ * @return status.
+ */
+PPS_API int pps_error_set(int status, const char *detail);
+
+/**
  * Loads and validates a JSON configuration file (the format of the original
  * persipubsub, see docs/guide.rst). Relative queue paths are resolved
  * against the directory of the file. Nothing on disk is changed.
@@ -138,6 +152,34 @@ PPS_API int pps_config_load(pps_config **out, const char *path);
 /** Frees a configuration; NULL is a no-op. No handle may still use it. */
 PPS_API void pps_config_free(pps_config *cfg);
 
+/** Returns the number of queues of a configuration (0 for NULL). */
+PPS_API size_t pps_config_queue_count(const pps_config *cfg);
+
+/**
+ * Returns the key under "queues" of queue `index` (in file order), or NULL
+ * if index is out of range. Owned by cfg.
+ */
+PPS_API const char *pps_config_queue_key(const pps_config *cfg, size_t index);
+
+/**
+ * Returns the directory of queue `index`, resolved against the config
+ * file's directory, or NULL if index is out of range. Owned by cfg.
+ */
+PPS_API const char *pps_config_queue_path(const pps_config *cfg,
+                                          size_t index);
+
+/**
+ * Finds a queue by its key, its path as resolved, or any path to the same
+ * directory. Touches nothing on disk but stat().
+ *
+ * @param cfg    the configuration.
+ * @param name   a key, or a path to the queue's directory.
+ * @param index  receives the queue's index.
+ * @return PPS_OK; PPS_ENOTFOUND; PPS_EINVAL.
+ */
+PPS_API int pps_config_queue_find(const pps_config *cfg, const char *name,
+                                  size_t *index);
+
 /**
  * Creates or updates every queue of the configuration: directories, the LMDB
  * environment, its databases, the limits and the subscribers. Idempotent. A
@@ -149,6 +191,13 @@ PPS_API void pps_config_free(pps_config *cfg);
  *         PPS_ESTORAGE (file system or LMDB failure); PPS_ENOMEM.
  */
 PPS_API int pps_ctl_init(const pps_config *cfg);
+
+/**
+ * pps_ctl_init() for one queue, found as pps_config_queue_find() does.
+ *
+ * @return as pps_ctl_init(); PPS_ENOTFOUND if no queue matches.
+ */
+PPS_API int pps_ctl_init_queue(const pps_config *cfg, const char *queue);
 
 /**
  * Removes dangling messages from every queue of the configuration: those
@@ -171,6 +220,7 @@ PPS_API int pps_ctl_clear(const pps_config *cfg);
 
 /** What a prune or clear removed from one queue. */
 typedef struct pps_removed {
+    /** Messages removed. */
     uint64_t messages;
     /** Bytes of the pages that held them (what HWM_LMDB_SIZE_BYTES counts). */
     uint64_t bytes;
@@ -180,6 +230,7 @@ typedef struct pps_removed {
  * pps_ctl_prune() for one queue of the configuration, reporting what it
  * removed.
  *
+ * @param cfg      the configuration.
  * @param queue    the queue's key in "queues", or its path as written in
  *                 the configuration or as resolved; NULL for every queue.
  * @param removed  receives the totals (may be NULL).
@@ -192,6 +243,9 @@ PPS_API int pps_ctl_prune_queue(const pps_config *cfg, const char *queue,
  * pps_ctl_clear() for one queue (or every queue if queue is NULL),
  * reporting what it removed.
  *
+ * @param cfg      the configuration.
+ * @param queue    as for pps_ctl_prune_queue().
+ * @param removed  receives the totals (may be NULL).
  * @return as pps_ctl_clear(); PPS_ENOTFOUND if no queue matches.
  */
 PPS_API int pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
@@ -212,18 +266,19 @@ typedef struct pps_subscriber_status {
 typedef struct pps_queue_status {
     const char *key;  /**< the queue's key in "queues" */
     const char *path; /**< its directory, as resolved */
-    uint64_t messages;
+    uint64_t messages;  /**< messages stored */
     uint64_t bytes;     /**< pages holding messages x page size */
     uint64_t map_size;  /**< the LMDB map: the most the queue can hold */
     uint64_t map_used;  /**< bytes of the map in use, free pages included */
     int64_t oldest_ns;  /**< publish time of the oldest message, 0: empty */
     uint64_t next_id;   /**< the id the next message will get */
-    uint64_t msg_timeout_secs;
-    uint64_t max_msgs_num;
-    uint64_t hwm_lmdb_size_bytes;
+    uint64_t msg_timeout_secs;    /**< the stored MSG_TIMEOUT_SECS */
+    uint64_t max_msgs_num;        /**< the stored MAX_MSGS_NUM */
+    uint64_t hwm_lmdb_size_bytes; /**< the stored HWM_LMDB_SIZE_BYTES */
     const char *strategy;   /**< "prune_first" or "prune_last" */
     const char *durability; /**< "sync", "nometasync" or "nosync" */
     size_t n_subscribers;   /**< registered subscribers */
+    /** n_subscribers entries, in registration order. */
     const pps_subscriber_status *subscribers;
 } pps_queue_status;
 
@@ -235,7 +290,10 @@ typedef int (*pps_status_fn)(const pps_queue_status *status, void *user);
  * in the configuration's order. Changes nothing. Counting pending messages
  * per subscriber is O(1) (LMDB statistics).
  *
+ * @param cfg    the configuration.
  * @param queue  key or path of one queue, or NULL for all.
+ * @param fn     called once per queue.
+ * @param user   passed to fn.
  * @return PPS_OK; PPS_ECALLBACK (fn returned non-zero); PPS_EINVAL;
  *         PPS_ENOTFOUND; PPS_ENOTINIT; PPS_EVERSION; PPS_ESTORAGE;
  *         PPS_ENOMEM.
@@ -243,9 +301,13 @@ typedef int (*pps_status_fn)(const pps_queue_status *status, void *user);
 PPS_API int pps_ctl_status(const pps_config *cfg, const char *queue,
                            pps_status_fn fn, void *user);
 
-/** Receives one problem found by pps_ctl_check(): a one-line text. */
+/**
+ * Receives one problem found by pps_ctl_check(): a one-line text, and
+ * whether the repair fixes it (always 0 without repair). Both strings are
+ * valid only during the call.
+ */
 typedef void (*pps_problem_fn)(const char *queue_path, const char *problem,
-                               void *user);
+                               int repaired, void *user);
 
 /**
  * Verifies the internal consistency of every queue (or of one): format and
@@ -254,10 +316,13 @@ typedef void (*pps_problem_fn)(const char *queue_path, const char *problem,
  * without metadata, ids below the sequence. Reads every message: its cost
  * grows with the queue.
  *
+ * @param cfg       the configuration.
+ * @param queue     key or path of one queue, or NULL for all.
  * @param repair    if non-zero, also fixes what can be fixed without losing
- *                  a message any subscriber still pends on (fn is told what
- *                  was fixed).
+ *                  a message any subscriber still pends on, all in one
+ *                  transaction (fn is told which problems it fixes).
  * @param fn        receives each problem (may be NULL).
+ * @param user      passed to fn.
  * @param problems  receives the number of problems found (may be NULL).
  * @return PPS_OK (consistent, or every problem repaired); PPS_ECORRUPT
  *         (problems remain); PPS_EINVAL; PPS_ENOTFOUND; PPS_ENOTINIT;
@@ -291,7 +356,9 @@ PPS_API int pps_pub_open(pps_pub **out, const pps_config *cfg,
  * a high-water mark, dangling messages and then half of the messages are
  * pruned first, in the same transaction.
  *
+ * @param pub   the publisher.
  * @param data  the payload, copied; may be NULL only if len is 0.
+ * @param len   its length in bytes (0 is a valid, empty message).
  * @return PPS_OK; PPS_EINVAL; PPS_EFULL (the LMDB map is full: nothing was
  *         written); PPS_EFORKED; PPS_ESTORAGE; PPS_ENOMEM.
  */
@@ -301,8 +368,10 @@ PPS_API int pps_pub_send(pps_pub *pub, const void *data, size_t len);
  * Publishes n messages in one transaction: all or none, with consecutive ids
  * in the order given. n may be 0 (nothing happens).
  *
+ * @param pub   the publisher.
  * @param msgs  n payloads, copied; an entry with a NULL data and a non-zero
  *              len is PPS_EINVAL and nothing is sent.
+ * @param n     the number of payloads.
  * @return as pps_pub_send().
  */
 PPS_API int pps_pub_send_many(pps_pub *pub, const pps_buf *msgs, size_t n);
@@ -331,8 +400,11 @@ PPS_API int pps_sub_open(pps_sub **out, const pps_config *cfg,
  * message is consumed (removed for this subscriber, and deleted once no
  * subscriber pends on it); otherwise it stays and comes again.
  *
+ * @param sub         the subscriber.
  * @param timeout_ms  0: do not wait; negative: wait forever; positive: wait
  *                    up to that many milliseconds for a message.
+ * @param fn          the callback; must not use this handle.
+ * @param user        passed to fn.
  * @return PPS_OK (consumed); PPS_ETIMEDOUT (nothing in time; fn was not
  *         called); PPS_ECALLBACK (fn returned non-zero; kept); PPS_EINVAL;
  *         PPS_EFORKED; PPS_ESTORAGE; PPS_ENOMEM.
