@@ -1,0 +1,15 @@
+# A queue damaged through LMDB (a payload deleted): check reports it and
+# exits 1; check --repair fixes it and says so; then check is clean, and
+# the other messages are still delivered.
+init_queue
+for m in one two three; do
+  ctl --config config.json send pub "$m"
+done
+setup damage queues/demo delete-payload 2
+ctl --config config.json check
+echo "check: $?"
+ctl --config config.json check --repair
+echo "check --repair: $?"
+ctl --config config.json check
+echo "check again: $?"
+ctl --config config.json receive sub

@@ -1,0 +1,2 @@
+# A configuration file that does not exist.
+ctl --config nothere.json status

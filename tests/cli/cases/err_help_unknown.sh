@@ -1,0 +1,2 @@
+# help for a command that does not exist.
+ctl help frob

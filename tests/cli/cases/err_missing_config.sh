@@ -1,0 +1,3 @@
+# Neither --config nor PERSIPUBSUB_CONFIG.
+use_config demo
+ctl init

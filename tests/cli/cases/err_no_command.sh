@@ -1,0 +1,2 @@
+# A command is required.
+ctl --config config.json

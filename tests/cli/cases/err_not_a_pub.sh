@@ -1,0 +1,3 @@
+# send as a component that is no publisher.
+init_queue
+ctl --config config.json send sub hello

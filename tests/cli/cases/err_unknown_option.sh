@@ -1,0 +1,3 @@
+# An unknown option of a command.
+init_queue
+ctl --config config.json status --frob

@@ -1,0 +1,37 @@
+# Helpers for the cases of tests/cli/cases/ (sourced by run.sh in the
+# case's own temporary directory, which is the current directory).
+
+# The tool under test.
+ctl() {
+  "$PPS_CTL" "$@"
+}
+
+# A setup step: must succeed; its output is not part of the case's.
+setup() {
+  local out
+  if ! out=$("$@" 2>&1); then
+    echo "setup failed: $*: $out" >&2
+    exit 99
+  fi
+}
+
+# Copies the fixture configuration NAME (tests/cli/fixtures/NAME.json) to
+# ./config.json.
+use_config() {
+  cp "$CLI_DIR/fixtures/$1.json" config.json
+}
+
+# ./config.json from fixture NAME (default: demo), initialized.
+init_queue() {
+  use_config "${1:-demo}"
+  setup ctl --config config.json init
+}
+
+damage() {
+  "$PPS_CLI_DAMAGE" "$@"
+}
+
+# Checks and flattens the JSON on stdin (see jsonflat.c).
+jsonflat() {
+  "$PPS_CLI_JSON"
+}
