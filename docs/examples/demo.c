@@ -1,7 +1,9 @@
 /*
  * The README's demo: initializes the queue of a config (by default
  * config/example.json), starts two subscriber processes and one publisher
- * process (the example programs next to this one), and waits for all three.
+ * process exchanging protobuf messages (demo.proto; the example programs
+ * next to this one), waits for all three, and
+ * shows the queue's state with persipubsub-ctl status.
  *
  *   pps-example-demo [CONFIG]
  */
@@ -75,21 +77,33 @@ main(int argc, char **argv)
 
     char config_arg[PATH_MAX]; /* exec takes non-const strings */
     snprintf(config_arg, sizeof(config_arg), "%s", config);
-    char *sub_args[] = {"pps-example-subscriber", config_arg, "sub",
+    char *sub_args[] = {"pps-example-pb-subscriber", config_arg, "sub",
                         MESSAGES, "5000", NULL};
-    char *audit_args[] = {"pps-example-subscriber", config_arg, "audit",
+    char *audit_args[] = {"pps-example-pb-subscriber", config_arg, "audit",
                           MESSAGES, "5000", NULL};
-    char *pub_args[] = {"pps-example-publisher", config_arg, "pub",
+    char *pub_args[] = {"pps-example-pb-publisher", config_arg, "pub",
                         MESSAGES, "100", NULL};
-    pid_t sub = spawn(dir, "pps-example-subscriber", sub_args);
-    pid_t audit = spawn(dir, "pps-example-subscriber", audit_args);
+    pid_t sub = spawn(dir, "pps-example-pb-subscriber", sub_args);
+    pid_t audit = spawn(dir, "pps-example-pb-subscriber", audit_args);
     struct timespec ts = {0, 200000000}; /* let the subscribers wait first */
     nanosleep(&ts, NULL);
-    pid_t pub = spawn(dir, "pps-example-publisher", pub_args);
+    pid_t pub = spawn(dir, "pps-example-pb-publisher", pub_args);
 
     int ok = wait_ok(pub, "the publisher");
     ok &= wait_ok(sub, "subscriber \"sub\"");
     ok &= wait_ok(audit, "subscriber \"audit\"");
+
+    /* The control tool is built in cli/ of the same build tree. */
+    char ctl[PATH_MAX];
+    snprintf(ctl, sizeof(ctl), "%s/../../cli/persipubsub-ctl", dir);
+    if (access(ctl, X_OK) == 0) {
+        char *status_args[] = {"persipubsub-ctl", "--config", config_arg,
+                               "status", NULL};
+        printf("[demo] persipubsub-ctl --config %s status\n", config);
+        fflush(stdout);
+        ok &= wait_ok(spawn(dir, "../../cli/persipubsub-ctl", status_args),
+                      "persipubsub-ctl status");
+    }
     printf(ok ? "[demo] done: every subscriber received all " MESSAGES
                 " messages\n"
               : "[demo] FAILED\n");
