@@ -1,6 +1,7 @@
 /*
  * Helpers shared by the tests: a private directory per test, configs
- * written from JSON text, and child processes checked to the last status.
+ * written from JSON text, handles and receives that fail the test on an
+ * unexpected status, clocks, and forked children checked to the last status.
  */
 #ifndef PPS_TEST_H
 #define PPS_TEST_H
@@ -9,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A fresh directory under $TMPDIR (or /tmp), removed by pps_test_cleanup().
@@ -51,5 +53,112 @@ typedef struct pps_test_sink {
 } pps_test_sink;
 int pps_test_collect(const pps_message *msg, void *user);
 void pps_test_sink_free(pps_test_sink *s);
+
+/* A zeroed sink on the heap (it is too large for a thread's stack). */
+pps_test_sink *pps_test_sink_new(void);
+
+/* Frees a sink of pps_test_sink_new() and its payloads; NULL is a no-op. */
+void pps_test_sink_del(pps_test_sink *s);
+
+/* ---- clocks ------------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t pps_test_mono_ms(void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t pps_test_mono_ns(void);
+
+/* CLOCK_REALTIME in nanoseconds (the clock of pps_message.published_ns). */
+int64_t pps_test_real_ns(void);
+
+/* Sleeps ms milliseconds, resuming after a signal. */
+void pps_test_sleep_ms(int ms);
+
+/* ---- files -------------------------------------------------------------- */
+
+/* Returns the malloc'ed path DIR/NAME. */
+char *pps_test_path_in(const char *dir, const char *name);
+
+/* Returns the malloc'ed path of the file pps_test_config() writes in dir. */
+char *pps_test_config_path(const char *dir);
+
+/* The number of entries of a directory, "." and ".." excluded. */
+size_t pps_test_dir_entries(const char *dir);
+
+/* ---- handles and receiving (in the test process) ------------------------ */
+
+/* Opens publisher id; fails the test unless PPS_OK and a handle. */
+pps_pub *pps_test_pub_open(const pps_config *cfg, const char *id);
+
+/* Opens subscriber id; fails the test unless PPS_OK and a handle. */
+pps_sub *pps_test_sub_open(const pps_config *cfg, const char *id);
+
+/* Receives with timeout 0 until nothing is pending; returns how many came. */
+size_t pps_test_drain(pps_sub *sub, pps_test_sink *sink);
+
+/* A receive callback that counts its calls in the int at user. */
+int pps_test_count_calls(const pps_message *msg, void *user);
+
+/* Fails the test unless a receive with timeout 0 times out without a call. */
+void pps_test_expect_empty(pps_sub *sub);
+
+/* What the first queue of a config holds, read in a transaction of its own. */
+typedef struct pps_test_usage {
+    uint64_t count;    /* messages stored */
+    uint64_t bytes;    /* pages holding them, as the high-water mark counts */
+    uint64_t map_used; /* bytes of the map in use, free pages included */
+} pps_test_usage;
+pps_test_usage pps_test_queue_usage(const pps_config *cfg);
+
+/* Fails the test unless pps_ctl_check() finds no problem (each is logged). */
+void pps_test_expect_consistent(const pps_config *cfg);
+
+/* ---- children of fork() ------------------------------------------------- */
+
+/* Exit codes shared by the children; a file numbers its own from ELOCAL. */
+enum {
+    PPS_TEST_CHILD_OK = 0,
+    PPS_TEST_CHILD_ECONFIG = 10,  /* pps_config_load() failed */
+    PPS_TEST_CHILD_EOPEN = 11,    /* pps_pub_open() or pps_sub_open() failed */
+    PPS_TEST_CHILD_ESEND = 12,    /* a send failed */
+    PPS_TEST_CHILD_ERECEIVE = 13, /* a receive returned an unexpected status */
+    PPS_TEST_CHILD_EPIPE = 14,    /* cannot report to the parent */
+    PPS_TEST_CHILD_ELOCAL = 20,   /* the first code a test file defines */
+};
+
+/* The name of one exit code that a test file adds to the shared ones. */
+typedef struct pps_test_code {
+    int code;
+    const char *name;
+} pps_test_code;
+
+/* Names a child's exit code: a shared one, one of `local` (ended by a NULL
+ * name; may be NULL), or "unknown". */
+const char *pps_test_child_code_name(int code, const pps_test_code *local);
+
+/* fork(), failing the test if it fails. */
+pid_t pps_test_fork(void);
+
+/* First thing in every child: die with the test process, and never hang. */
+void pps_test_child_begin(pid_t parent);
+
+/* Forks a child, begun, with a pipe: *fd is its write end there, else the
+ * read end; returns as fork(). */
+pid_t pps_test_fork_piped(int *fd);
+
+/* In a child: prints what failed (rc, last error) and _exit(code). */
+_Noreturn void pps_test_child_fail(int code, const char *what, int rc);
+
+/* In a child: loads the config at path, or exits PPS_TEST_CHILD_ECONFIG. */
+pps_config *pps_test_child_config(const char *path);
+
+/* In a child: opens publisher id, or exits PPS_TEST_CHILD_EOPEN. */
+pps_pub *pps_test_child_pub(const pps_config *cfg, const char *id);
+
+/* In a child: opens subscriber id, or exits PPS_TEST_CHILD_EOPEN. */
+pps_sub *pps_test_child_sub(const pps_config *cfg, const char *id);
+
+/* Reads exactly n bytes within timeout_ms; false on timeout, EOF or error. */
+bool pps_test_read_within(int fd, void *buf, size_t n, int timeout_ms);
 
 #endif

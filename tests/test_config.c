@@ -80,22 +80,6 @@ json_files(const char *dir, size_t *n)
     return names;
 }
 
-static size_t
-dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    size_t n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /* Parses `json` in memory as "test.json" with base_dir; PPS_OK expected. */
 static pps_config *
 parse_ok(const char *json, const char *base_dir)
@@ -174,7 +158,8 @@ Test(config, invalid_files_fail_with_the_expected_message, .timeout = 30)
                  elen >= strlen(name) ? expected + strlen(name) : "");
         cr_expect_str_eq(pps_last_error(), want, "%s", name);
         pps_config_free(rc == PPS_OK ? cfg : NULL);
-        cr_expect_eq(dir_entries(dir), 1, "%s: something was created", name);
+        cr_expect_eq(pps_test_dir_entries(dir), 1, "%s: something was created",
+                     name);
 
         pps_test_cleanup(dir);
         free(expected);
@@ -250,15 +235,15 @@ Test(config, valid_files_load, .timeout = 30)
     size_t n;
     char **names = json_files(VALID_DIR, &n);
     cr_assert_geq(n, 1);
-    size_t entries = dir_entries(VALID_DIR);
+    size_t entries = pps_test_dir_entries(VALID_DIR);
     for (size_t i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", VALID_DIR, names[i]);
         pps_config *cfg = NULL;
         int rc = pps_config_load(&cfg, path);
         cr_expect_eq(rc, PPS_OK, "%s: %s", names[i], pps_last_error());
-        cr_expect_eq(dir_entries(VALID_DIR), entries, "%s: created something",
-                     names[i]);
+        cr_expect_eq(pps_test_dir_entries(VALID_DIR), entries,
+                     "%s: created something", names[i]);
         pps_config_free(cfg);
         free(names[i]);
     }
@@ -386,7 +371,7 @@ Test(config, relative_paths_resolve_against_the_config_dir, .timeout = 30)
     cr_assert_str_eq(cfg->queues[2].path, want);
     snprintf(want, sizeof(want), "%s/../up", dir);
     cr_assert_str_eq(cfg->queues[3].path, want);
-    cr_assert_eq(dir_entries(dir), 1);
+    cr_assert_eq(pps_test_dir_entries(dir), 1);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 
@@ -506,7 +491,7 @@ Test(config, unreadable_files_are_named, .timeout = 30)
     cr_assert_null(cfg);
     snprintf(want, sizeof(want), "%s: cannot read: %s", dir, strerror(EISDIR));
     cr_assert_str_eq(pps_last_error(), want);
-    cr_assert_eq(dir_entries(dir), 0);
+    cr_assert_eq(pps_test_dir_entries(dir), 0);
     pps_test_cleanup(dir);
 }
 

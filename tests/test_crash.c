@@ -9,7 +9,8 @@
  * Every child loads its own configuration and opens its own handles, and
  * leaves with _exit() or by the signal; it never returns into Criterion.
  * The parent checks every child's wait status: the killed ones must have
- * died of SIGKILL, not of a failure of their own (exit codes CHILD_*).
+ * died of SIGKILL, not of a failure of their own (exit codes
+ * PPS_TEST_CHILD_* and CHILD_*).
  *
  * Random delays come from a seed printed at the start of each test; set
  * PPS_TEST_SEED to replay one.
@@ -30,60 +31,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-
-/* Exit codes of the children: one per kind of failure. */
+/* Exit codes of the children beyond the shared PPS_TEST_CHILD_* ones. */
 enum {
-    CHILD_OK = 0,
-    CHILD_ECONFIG = 10,  /* pps_config_load() failed */
-    CHILD_EOPEN = 11,    /* pps_pub_open() or pps_sub_open() failed */
-    CHILD_ESEND = 12,    /* a send failed */
-    CHILD_ERECEIVE = 13, /* a receive returned an unexpected status */
-    CHILD_EPIPE = 14,    /* cannot report to the parent */
-    CHILD_ENOMSG = 15,   /* the expected message did not come */
+    /* the expected message did not come */
+    CHILD_ENOMSG = PPS_TEST_CHILD_ELOCAL,
 };
 
-static const char *
-child_code_name(int code)
-{
-    switch (code) {
-    case CHILD_OK:
-        return "ok";
-    case CHILD_ECONFIG:
-        return "config load failed";
-    case CHILD_EOPEN:
-        return "open failed";
-    case CHILD_ESEND:
-        return "send failed";
-    case CHILD_ERECEIVE:
-        return "receive failed";
-    case CHILD_EPIPE:
-        return "cannot report to the parent";
-    case CHILD_ENOMSG:
-        return "the expected message did not come";
-    default:
-        return "unknown";
-    }
-}
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000,
-                          .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
+static const pps_test_code CHILD_CODES[] = {
+    {CHILD_ENOMSG, "the expected message did not come"},
+    {0, NULL},
+};
 
 /* The seed of this test's random choices, logged so a failure can be
  * replayed with PPS_TEST_SEED. */
@@ -105,57 +62,6 @@ rand_between(int lo, int hi)
     return lo + rand() % (hi - lo + 1);
 }
 
-/* First thing in every child: die with the test process, and never hang. */
-static void
-child_begin(pid_t parent)
-{
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-    if (getppid() != parent) {
-        _exit(CHILD_EPIPE);
-    }
-    alarm(100);
-}
-
-static void
-child_fail(int code, const char *what, int rc)
-{
-    fprintf(stderr, "child %ld: %s: %s: %s\n", (long)getpid(), what,
-            pps_status_name(rc), pps_last_error());
-    _exit(code);
-}
-
-static pps_config *
-child_config(const char *path)
-{
-    pps_config *cfg = NULL;
-    int rc = pps_config_load(&cfg, path);
-    if (rc != PPS_OK) {
-        child_fail(CHILD_ECONFIG, path, rc);
-    }
-    return cfg;
-}
-
-static pps_sub *
-child_sub(const pps_config *cfg, const char *id)
-{
-    pps_sub *sub = NULL;
-    int rc = pps_sub_open(&sub, cfg, id);
-    if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, id, rc);
-    }
-    return sub;
-}
-
-static pid_t
-fork_checked(void)
-{
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-    return pid;
-}
-
 /* Kills a child (if still there) and fails the test unless it died of that
  * SIGKILL: a child that ended on its own has failed. */
 static void
@@ -167,66 +73,9 @@ kill_and_reap(pid_t pid, const char *what)
               "%s (pid %d) did not die of SIGKILL: %s %d (%s)", what, (int)pid,
               WIFEXITED(st) ? "exit" : "signal",
               WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-              WIFEXITED(st) ? child_code_name(WEXITSTATUS(st)) : "");
-}
-
-/* Reads exactly n bytes within timeout_ms; false on timeout, EOF or error. */
-static bool
-read_within(int fd, void *buf, size_t n, int timeout_ms)
-{
-    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-    size_t got = 0;
-    while (got < n) {
-        int64_t left = (deadline - mono_ns()) / 1000000;
-        if (left <= 0) {
-            return false;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        ssize_t k = read(fd, (char *)buf + got, n - got);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return false;
-        }
-        got += (size_t)k;
-    }
-    return true;
-}
-
-static char *
-config_path(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/config.json", dir);
-    char *p = strdup(buf);
-    cr_assert_not_null(p);
-    return p;
-}
-
-static void
-report_problem(const char *queue_path, const char *problem, void *user)
-{
-    (void)user;
-    cr_log_error("check: %s: %s", queue_path, problem);
-}
-
-/* pps_ctl_check finds nothing wrong. */
-static void
-expect_consistent(const pps_config *cfg)
-{
-    size_t problems = 99;
-    int rc = pps_ctl_check(cfg, NULL, 0, report_problem, NULL, &problems);
-    cr_assert_eq(rc, PPS_OK, "check: %s: %s", pps_status_name(rc),
-                 pps_last_error());
-    cr_assert_eq(problems, 0, "check found %zu problem(s)", problems);
+              WIFEXITED(st)
+                  ? pps_test_child_code_name(WEXITSTATUS(st), CHILD_CODES)
+                  : "");
 }
 
 /* ---- a subscriber killed inside its callback ---------------------------- */
@@ -252,7 +101,7 @@ report_cb(const pps_message *msg, void *user)
     memcpy(rep.text, msg->data,
            msg->len < sizeof(rep.text) ? msg->len : sizeof(rep.text) - 1);
     if (write(r->fd, &rep, sizeof(rep)) != (ssize_t)sizeof(rep)) {
-        _exit(CHILD_EPIPE);
+        _exit(PPS_TEST_CHILD_EPIPE);
     }
     if (++r->count >= r->pause_at) {
         for (;;) {
@@ -267,16 +116,17 @@ report_cb(const pps_message *msg, void *user)
 static void
 reporting_subscriber(const char *path, int fd, int pause_at, size_t batch_max)
 {
-    pps_config *cfg = child_config(path);
-    pps_sub *sub = child_sub(cfg, "s1");
+    pps_config *cfg = pps_test_child_config(path);
+    pps_sub *sub = pps_test_child_sub(cfg, "s1");
     reporter r = {.fd = fd, .pause_at = pause_at};
     for (;;) {
         int rc = batch_max > 0 ? pps_sub_receive_batch(sub, batch_max, 10000,
                                                        report_cb, &r)
                                : pps_sub_receive(sub, 10000, report_cb, &r);
         if (rc < 0) {
-            child_fail(rc == PPS_ETIMEDOUT ? CHILD_ENOMSG : CHILD_ERECEIVE,
-                       "s1", rc);
+            pps_test_child_fail(rc == PPS_ETIMEDOUT ? CHILD_ENOMSG
+                                                    : PPS_TEST_CHILD_ERECEIVE,
+                                "s1", rc);
         }
     }
 }
@@ -301,38 +151,31 @@ Test(crash, subscriber_killed_in_callback_gets_the_message_again,
      * cycles below would run out of them. */
     pps_config *cfg =
         pps_test_simple(dir, subs, NULL, "\"max_reader_num\": 8");
-    char *path = config_path(dir);
-    pid_t parent = getpid();
+    char *path = pps_test_config_path(dir);
     enum { MESSAGES = 30, CYCLES = 20 };
 
     /* The publisher stays open all along, so this process keeps the
      * environment open and the children never open it first (a first
      * opener resets LMDB's reader table, which would hide stale slots). */
-    pps_pub *pub = NULL;
-    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     send_texts(pub, MESSAGES);
 
     uint64_t first_id = 0;
     int next = 0; /* index of the oldest message not consumed yet */
     for (int cycle = 0; cycle < CYCLES; cycle++) {
-        int fds[2];
-        cr_assert_eq(pipe(fds), 0);
-        pid_t pid = fork_checked();
+        int fd;
+        pid_t pid = pps_test_fork_piped(&fd);
         if (pid == 0) {
-            child_begin(parent);
-            close(fds[0]);
-            reporting_subscriber(path, fds[1], 1, 0);
+            reporting_subscriber(path, fd, 1, 0);
         }
-        close(fds[1]);
         report rep;
-        bool got = read_within(fds[0], &rep, sizeof(rep), 30000);
+        bool got = pps_test_read_within(fd, &rep, sizeof(rep), 30000);
         if (!got) {
             kill_and_reap(pid, "subscriber"); /* names its failure */
         }
         cr_assert(got, "cycle %d: the subscriber reported nothing", cycle);
         kill_and_reap(pid, "subscriber");
-        close(fds[0]);
+        close(fd);
 
         char want[32];
         snprintf(want, sizeof(want), "msg-%02d", next);
@@ -371,9 +214,7 @@ Test(crash, subscriber_killed_in_callback_gets_the_message_again,
     }
 
     /* The rest comes in order, once. */
-    pps_sub *sub = NULL;
-    cr_assert_eq(pps_sub_open(&sub, cfg, "s1"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
     pps_test_sink sink = {0};
     while (pps_sub_receive(sub, 0, pps_test_collect, &sink) == PPS_OK) {
     }
@@ -387,7 +228,7 @@ Test(crash, subscriber_killed_in_callback_gets_the_message_again,
     pps_test_sink_free(&sink);
     pps_sub_close(sub);
     pps_pub_close(pub);
-    expect_consistent(cfg);
+    pps_test_expect_consistent(cfg);
     free(path);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
@@ -401,33 +242,24 @@ Test(crash, reader_slots_of_killed_processes_are_reclaimed_on_open,
     enum { READERS = 8 };
     pps_config *cfg =
         pps_test_simple(dir, subs, NULL, "\"max_reader_num\": 8");
-    char *path = config_path(dir);
-    pid_t parent = getpid();
+    char *path = pps_test_config_path(dir);
 
     /* This process keeps the queue open (a publisher uses no reader slot)
      * while READERS subscriber processes take every slot and are killed
      * inside their callbacks. */
-    pps_pub *pub = NULL;
-    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     cr_assert_eq(pps_pub_send(pub, "only", 4), PPS_OK, "%s", pps_last_error());
     pid_t pids[READERS];
     int fds[READERS];
     for (int i = 0; i < READERS; i++) {
-        int p[2];
-        cr_assert_eq(pipe(p), 0);
-        pids[i] = fork_checked();
+        pids[i] = pps_test_fork_piped(&fds[i]);
         if (pids[i] == 0) {
-            child_begin(parent);
-            close(p[0]);
-            reporting_subscriber(path, p[1], 1, 0);
+            reporting_subscriber(path, fds[i], 1, 0);
         }
-        close(p[1]);
-        fds[i] = p[0];
     }
     for (int i = 0; i < READERS; i++) {
         report rep;
-        bool got = read_within(fds[i], &rep, sizeof(rep), 30000);
+        bool got = pps_test_read_within(fds[i], &rep, sizeof(rep), 30000);
         if (!got) {
             kill_and_reap(pids[i], "subscriber");
         }
@@ -567,9 +399,7 @@ batch_check_cb(const pps_message *msg, void *user)
 static void
 drain_batches(const pps_config *cfg, const char *sub_id, batch_check *c)
 {
-    pps_sub *sub = NULL;
-    cr_assert_eq(pps_sub_open(&sub, cfg, sub_id), PPS_OK, "%s: %s", sub_id,
-                 pps_last_error());
+    pps_sub *sub = pps_test_sub_open(cfg, sub_id);
     int rc;
     do {
         rc = pps_sub_receive_batch(sub, 500, 0, batch_check_cb, c);
@@ -606,25 +436,22 @@ static void
 batch_publisher(const char *path, uint32_t round, uint32_t batch_len,
                 uint32_t max_batches, int progress_fd)
 {
-    pps_config *cfg = child_config(path);
-    pps_pub *pub = NULL;
-    int rc = pps_pub_open(&pub, cfg, "pub");
-    if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, "pub", rc);
-    }
+    pps_config *cfg = pps_test_child_config(path);
+    pps_pub *pub = pps_test_child_pub(cfg, "pub");
+    int rc;
     payload *p = calloc(batch_len, sizeof(*p));
     pps_buf *bufs = calloc(batch_len, sizeof(*bufs));
     if (p == NULL || bufs == NULL) {
-        _exit(CHILD_ESEND);
+        _exit(PPS_TEST_CHILD_ESEND);
     }
     for (uint32_t b = 0; b < max_batches; b++) {
         fill_batch(p, bufs, batch_len, round, b);
         rc = pps_pub_send_many(pub, bufs, batch_len);
         if (rc != PPS_OK) {
-            child_fail(CHILD_ESEND, "pub", rc);
+            pps_test_child_fail(PPS_TEST_CHILD_ESEND, "pub", rc);
         }
         if (progress_fd >= 0 && write(progress_fd, "b", 1) != 1) {
-            _exit(CHILD_EPIPE);
+            _exit(PPS_TEST_CHILD_EPIPE);
         }
     }
     for (;;) {
@@ -648,25 +475,20 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
     char extra[64];
     snprintf(extra, sizeof(extra), "\"durability\": \"%s\"", durability);
     pps_config *cfg = pps_test_simple(dir, subs, NO_PRUNING, extra);
-    char *path = config_path(dir);
-    pid_t parent = getpid();
+    char *path = pps_test_config_path(dir);
     enum { ROUNDS = 10, BATCH = 100 };
 
     /* Both subscribers are drained after every round (keeping the queue
      * small); their checks carry over from round to round. */
     batch_check c1 = {.batch_len = BATCH}, c2 = {.batch_len = BATCH};
     for (uint32_t round = 0; round < ROUNDS; round++) {
-        int fds[2];
-        cr_assert_eq(pipe(fds), 0);
-        pid_t pid = fork_checked();
+        int fd;
+        pid_t pid = pps_test_fork_piped(&fd);
         if (pid == 0) {
-            child_begin(parent);
-            close(fds[0]);
-            batch_publisher(path, round, BATCH, UINT32_MAX, fds[1]);
+            batch_publisher(path, round, BATCH, UINT32_MAX, fd);
         }
-        close(fds[1]);
         if (by_time) {
-            sleep_ms(rand_between(10, 300));
+            pps_test_sleep_ms(rand_between(10, 300));
         } else {
             /* Wait for a random number of commits, then a random few
              * microseconds: the publisher is inside send_many nearly all
@@ -675,8 +497,8 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
             char buf[256];
             for (int got = 0; got < commits;) {
                 int want = commits - got;
-                bool ok = read_within(
-                    fds[0], buf, (size_t)(want < 256 ? want : 256), 30000);
+                bool ok = pps_test_read_within(
+                    fd, buf, (size_t)(want < 256 ? want : 256), 30000);
                 if (!ok) {
                     kill_and_reap(pid, "publisher"); /* names its failure */
                 }
@@ -687,15 +509,13 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
             nanosleep(&ts, NULL);
         }
         kill_and_reap(pid, "publisher");
-        close(fds[0]);
+        close(fd);
         drain_batches(cfg, "s1", &c1);
         drain_batches(cfg, "s2", &c2);
     }
 
     /* Whatever the last writer left behind, the next one commits. */
-    pps_pub *pub = NULL;
-    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     payload p[BATCH];
     pps_buf bufs[BATCH];
     fill_batch(p, bufs, BATCH, ROUNDS, 0);
@@ -706,7 +526,7 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "second init: %s",
                  pps_last_error());
     cr_assert_eq(pps_ctl_prune(cfg), PPS_OK, "prune: %s", pps_last_error());
-    expect_consistent(cfg);
+    pps_test_expect_consistent(cfg);
     drain_batches(cfg, "s1", &c1);
     drain_batches(cfg, "s2", &c2);
     cr_log_info("%s: seed %u: %zu complete batches in %d rounds", durability,
@@ -719,7 +539,7 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
     cr_assert_eq(c2.messages, c1.messages);
     cr_assert_eq(memcmp(c1.ids, c2.ids, c1.messages * sizeof(*c1.ids)), 0,
                  "the subscribers got different ids");
-    expect_consistent(cfg);
+    pps_test_expect_consistent(cfg);
     free(c1.ids);
     free(c2.ids);
     free(path);
@@ -755,38 +575,29 @@ Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again,
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", NULL};
     pps_config *cfg = pps_test_simple(dir, subs, NULL, NULL);
-    char *path = config_path(dir);
-    pid_t parent = getpid();
+    char *path = pps_test_config_path(dir);
     enum { MESSAGES = 10, KILL_AFTER = 4 };
 
-    pps_pub *pub = NULL;
-    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     send_texts(pub, MESSAGES);
     pps_pub_close(pub);
 
     /* A batch that refuses its third message consumes the first two. */
-    pps_sub *sub = NULL;
-    cr_assert_eq(pps_sub_open(&sub, cfg, "s1"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
     int seen = 0;
     int rc = pps_sub_receive_batch(sub, MESSAGES, 0, accept_two, &seen);
     cr_assert_eq(rc, 2, "%s", pps_status_name(rc));
     pps_sub_close(sub);
 
     /* A child's batch dies inside the callback of its fourth message. */
-    int fds[2];
-    cr_assert_eq(pipe(fds), 0);
-    pid_t pid = fork_checked();
+    int fd;
+    pid_t pid = pps_test_fork_piped(&fd);
     if (pid == 0) {
-        child_begin(parent);
-        close(fds[0]);
-        reporting_subscriber(path, fds[1], KILL_AFTER, MESSAGES);
+        reporting_subscriber(path, fd, KILL_AFTER, MESSAGES);
     }
-    close(fds[1]);
     report reps[KILL_AFTER];
     for (int i = 0; i < KILL_AFTER; i++) {
-        bool got = read_within(fds[0], &reps[i], sizeof(reps[i]), 30000);
+        bool got = pps_test_read_within(fd, &reps[i], sizeof(reps[i]), 30000);
         if (!got) {
             kill_and_reap(pid, "subscriber");
         }
@@ -797,11 +608,10 @@ Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again,
         cr_assert_str_eq(reps[i].text, want);
     }
     kill_and_reap(pid, "subscriber");
-    close(fds[0]);
+    close(fd);
 
     /* The whole batch comes again, from its first message, in order. */
-    cr_assert_eq(pps_sub_open(&sub, cfg, "s1"), PPS_OK, "%s",
-                 pps_last_error());
+    sub = pps_test_sub_open(cfg, "s1");
     pps_test_sink sink = {0};
     rc = pps_sub_receive_batch(sub, 100, 0, pps_test_collect, &sink);
     cr_assert_eq(rc, MESSAGES - 2, "%s: %s", pps_status_name(rc),
@@ -822,7 +632,7 @@ Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again,
     rc = pps_sub_receive(sub, 0, pps_test_collect, &sink);
     cr_assert_eq(rc, PPS_ETIMEDOUT, "%s", pps_status_name(rc));
     pps_sub_close(sub);
-    expect_consistent(cfg);
+    pps_test_expect_consistent(cfg);
     free(path);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
@@ -862,7 +672,8 @@ idlog_feed(idlog *l, const unsigned char *buf, size_t n)
 static void
 pump(idlog *logs, int n, int ms)
 {
-    int64_t deadline = mono_ns() + (int64_t)(ms < 0 ? 30000 : ms) * 1000000;
+    int64_t deadline =
+        pps_test_mono_ns() + (int64_t)(ms < 0 ? 30000 : ms) * 1000000;
     for (;;) {
         struct pollfd p[4];
         int open = 0;
@@ -872,7 +683,7 @@ pump(idlog *logs, int n, int ms)
             p[i].revents = 0;
             open += logs[i].fd >= 0;
         }
-        int64_t left = (deadline - mono_ns()) / 1000000;
+        int64_t left = (deadline - pps_test_mono_ns()) / 1000000;
         if (open == 0 || left <= 0) {
             cr_assert(ms >= 0 || open == 0, "pipes still open after 30 s");
             return;
@@ -903,7 +714,7 @@ report_id_cb(const pps_message *msg, void *user)
 {
     int fd = *(int *)user;
     if (write(fd, &msg->id, sizeof(msg->id)) != (ssize_t)sizeof(msg->id)) {
-        _exit(CHILD_EPIPE);
+        _exit(PPS_TEST_CHILD_EPIPE);
     }
     return 0;
 }
@@ -914,14 +725,14 @@ static void
 looping_subscriber(const char *path, const char *sub_id, int fd,
                    size_t batch_max)
 {
-    pps_config *cfg = child_config(path);
-    pps_sub *sub = child_sub(cfg, sub_id);
+    pps_config *cfg = pps_test_child_config(path);
+    pps_sub *sub = pps_test_child_sub(cfg, sub_id);
     for (;;) {
         int rc = batch_max > 0 ? pps_sub_receive_batch(sub, batch_max, 1000,
                                                        report_id_cb, &fd)
                                : pps_sub_receive(sub, 1000, report_id_cb, &fd);
         if (rc < 0 && rc != PPS_ETIMEDOUT) {
-            child_fail(CHILD_ERECEIVE, sub_id, rc);
+            pps_test_child_fail(PPS_TEST_CHILD_ERECEIVE, sub_id, rc);
         }
     }
 }
@@ -976,9 +787,7 @@ check_no_loss(const char *sub_id, const idlog *seen, const size_t *seg_end,
         start = seg_end[r];
     }
     uint64_t floor = restart_floor(seen, seen->n, window);
-    pps_sub *sub = NULL;
-    cr_assert_eq(pps_sub_open(&sub, cfg, sub_id), PPS_OK, "%s",
-                 pps_last_error());
+    pps_sub *sub = pps_test_sub_open(cfg, sub_id);
     size_t n = seen->n, cap = seen->n + 1024;
     uint64_t *u = malloc(cap * sizeof(*u));
     cr_assert_not_null(u);
@@ -1038,7 +847,7 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
     const char *subs[] = {"s1", "s2", "s3", NULL};
     pps_config *cfg =
         pps_test_simple(dir, subs, NO_PRUNING, "\"durability\": \"nosync\"");
-    char *path = config_path(dir);
+    char *path = pps_test_config_path(dir);
     pid_t parent = getpid();
     enum { ROUNDS = 6, BATCH = 10, MAX_BATCHES = 5000, S2_BATCH = 16 };
     /* s1 receives one by one, s2 in batches; s3 never receives and so
@@ -1050,23 +859,19 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
         pid_t pids[3];
         const char *names[3] = {"publisher", "s1", "s2"};
         for (int i = 0; i < 2; i++) {
-            int p[2];
-            cr_assert_eq(pipe(p), 0);
-            pids[1 + i] = fork_checked();
+            int fd;
+            pids[1 + i] = pps_test_fork_piped(&fd);
             if (pids[1 + i] == 0) {
-                child_begin(parent);
-                close(p[0]);
                 for (int j = 0; j < i; j++) {
                     close(logs[j].fd);
                 }
-                looping_subscriber(path, subs[i], p[1], i == 0 ? 0 : S2_BATCH);
+                looping_subscriber(path, subs[i], fd, i == 0 ? 0 : S2_BATCH);
             }
-            close(p[1]);
-            logs[i].fd = p[0];
+            logs[i].fd = fd;
         }
-        pids[0] = fork_checked();
+        pids[0] = pps_test_fork();
         if (pids[0] == 0) {
-            child_begin(parent);
+            pps_test_child_begin(parent);
             batch_publisher(path, round, BATCH, MAX_BATCHES, -1);
         }
         pump(logs, 2, rand_between(50, 400));
@@ -1090,7 +895,7 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "second init: %s",
                  pps_last_error());
     cr_assert_eq(pps_ctl_prune(cfg), PPS_OK, "prune: %s", pps_last_error());
-    expect_consistent(cfg);
+    pps_test_expect_consistent(cfg);
 
     batch_check all = {.batch_len = BATCH};
     drain_batches(cfg, "s3", &all);
@@ -1099,19 +904,15 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
     cr_assert_gt(all.batches, 0, "no batch was ever committed");
     check_no_loss("s1", &logs[0], seg_end[0], ROUNDS, 1, &all, cfg);
     check_no_loss("s2", &logs[1], seg_end[1], ROUNDS, S2_BATCH, &all, cfg);
-    expect_consistent(cfg);
+    pps_test_expect_consistent(cfg);
 
     /* And the queue still works for everybody. */
-    pps_pub *pub = NULL;
-    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     cr_assert_eq(pps_pub_send(pub, "after", 5), PPS_OK, "%s",
                  pps_last_error());
     pps_pub_close(pub);
     for (int i = 0; subs[i] != NULL; i++) {
-        pps_sub *sub = NULL;
-        cr_assert_eq(pps_sub_open(&sub, cfg, subs[i]), PPS_OK, "%s",
-                     pps_last_error());
+        pps_sub *sub = pps_test_sub_open(cfg, subs[i]);
         pps_test_sink sink = {0};
         cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, &sink), PPS_OK,
                      "%s: %s", subs[i], pps_last_error());

@@ -13,12 +13,10 @@
 #include "pps_test.h"
 
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #define NOSYNC "\"durability\": \"nosync\""
 
@@ -26,52 +24,6 @@ static const char *const SUB_A[] = {"a", NULL};
 static const char *const SUB_ABC[] = {"a", "b", "c", NULL};
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000,
-                          .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pps_test_sink *
-sink_new(void)
-{
-    pps_test_sink *s = calloc(1, sizeof(*s));
-    cr_assert_not_null(s);
-    return s;
-}
-
-static void
-sink_del(pps_test_sink *s)
-{
-    if (s != NULL) {
-        pps_test_sink_free(s);
-        free(s);
-    }
-}
-
-static pps_pub *
-pub_open(const pps_config *cfg, const char *id)
-{
-    pps_pub *p = NULL;
-    int rc = pps_pub_open(&p, cfg, id);
-    cr_assert_eq(rc, PPS_OK, "pub_open %s: %s: %s", id, pps_status_name(rc),
-                 pps_last_error());
-    return p;
-}
-
-static pps_sub *
-sub_open(const pps_config *cfg, const char *id)
-{
-    pps_sub *s = NULL;
-    int rc = pps_sub_open(&s, cfg, id);
-    cr_assert_eq(rc, PPS_OK, "sub_open %s: %s: %s", id, pps_status_name(rc),
-                 pps_last_error());
-    return s;
-}
 
 /* Sends "i<idx>", padded to `len` bytes (at least the text) with a pattern. */
 static void
@@ -109,14 +61,6 @@ send_many_idx(pps_pub *pub, size_t from, size_t to)
                  pps_last_error());
 }
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The index of message k of a sink, checking the padding. */
 static size_t
 idx_of(const pps_test_sink *s, size_t k)
@@ -130,66 +74,6 @@ idx_of(const pps_test_sink *s, size_t k)
                      "message i%zu byte %zu", idx, j);
     }
     return idx;
-}
-
-static size_t
-drain(pps_sub *sub, pps_test_sink *sink)
-{
-    size_t before = sink->n;
-    for (;;) {
-        int rc = pps_sub_receive(sub, 0, pps_test_collect, sink);
-        if (rc == PPS_ETIMEDOUT) {
-            break;
-        }
-        cr_assert_eq(rc, PPS_OK, "receive: %s: %s", pps_status_name(rc),
-                     pps_last_error());
-    }
-    return sink->n - before;
-}
-
-static int
-count_calls(const pps_message *msg, void *user)
-{
-    (void)msg;
-    (*(int *)user)++;
-    return 0;
-}
-
-static void
-expect_empty(pps_sub *sub)
-{
-    int calls = 0;
-    int rc = pps_sub_receive(sub, 0, count_calls, &calls);
-    cr_assert_eq(rc, PPS_ETIMEDOUT, "expected nothing, got %s",
-                 pps_status_name(rc));
-    cr_assert_eq(calls, 0);
-}
-
-typedef struct usage {
-    uint64_t count;    /* messages stored */
-    uint64_t bytes;    /* pages holding them, as the mark counts */
-    uint64_t map_used; /* bytes of the map in use, free pages included */
-} usage;
-
-static usage
-queue_usage(const pps_config *cfg)
-{
-    usage u = {0};
-    pps__env *e = NULL;
-    int rc = pps__env_acquire(&e, &cfg->queues[0], false);
-    cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
-    MDB_env *env = pps__env_get(e)->env;
-    MDB_txn *txn = NULL;
-    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(pps__hwm_usage(e, txn, &u.count, &u.bytes), PPS_OK);
-    mdb_txn_abort(txn);
-    MDB_envinfo info;
-    MDB_stat st;
-    cr_assert_eq(mdb_env_info(env, &info), 0);
-    cr_assert_eq(mdb_env_stat(env, &st), 0);
-    u.map_used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-    pps__env_release(e);
-    return u;
 }
 
 /* The simulated queue: indices of the stored messages, oldest first. */
@@ -217,8 +101,8 @@ sim_send(sim *s, uint64_t max, bool prune_last, size_t idx)
 static void
 expect_sim(pps_sub *sub, const sim *want)
 {
-    pps_test_sink *got = sink_new();
-    drain(sub, got);
+    pps_test_sink *got = pps_test_sink_new();
+    pps_test_drain(sub, got);
     cr_assert_eq(got->n, want->n, "got %zu messages, expected %zu", got->n,
                  want->n);
     for (size_t k = 0; k < got->n; k++) {
@@ -231,17 +115,7 @@ expect_sim(pps_sub *sub, const sim *want)
                          "ids do not follow the send order");
         }
     }
-    sink_del(got);
-}
-
-static char *
-path_in(const char *dir, const char *name)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-    char *p = strdup(buf);
-    cr_assert_not_null(p);
-    return p;
+    pps_test_sink_del(got);
 }
 
 /* ---- pure arithmetic ---------------------------------------------------- */
@@ -311,20 +185,20 @@ run_count_limit(bool prune_last)
     snprintf(hwm, sizeof(hwm), "{\"MAX_MSGS_NUM\": %d, \"strategy\": \"%s\"}",
              MAX, prune_last ? "prune_last" : "prune_first");
     pps_config *cfg = pps_test_simple(dir, SUB_A, hwm, NOSYNC);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     sim *want = calloc(1, sizeof(*want));
     cr_assert_not_null(want);
     for (size_t i = 0; i < N; i++) {
         send_idx(pub, i, 0);
         sim_send(want, MAX, prune_last, i);
-        usage u = queue_usage(cfg);
+        pps_test_usage u = pps_test_queue_usage(cfg);
         cr_assert_leq(u.count, (uint64_t)MAX, "after send %zu: %llu stored", i,
                       (unsigned long long)u.count);
         cr_assert_eq(u.count, (uint64_t)want->n, "after send %zu", i);
     }
     expect_sim(a, want);
-    usage u = queue_usage(cfg);
+    pps_test_usage u = pps_test_queue_usage(cfg);
     cr_assert_eq(u.count, 0u);
     free(want);
     pps_sub_close(a);
@@ -348,36 +222,36 @@ Test(hwm, max_msgs_applies_to_every_subscriber, .timeout = 60)
     char *dir = pps_test_tmpdir();
     pps_config *cfg =
         pps_test_simple(dir, SUB_ABC, "{\"MAX_MSGS_NUM\": 4}", NOSYNC);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
-    pps_sub *c = sub_open(cfg, "c");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    pps_sub *c = pps_test_sub_open(cfg, "c");
     sim *want = calloc(1, sizeof(*want));
     cr_assert_not_null(want);
     /* b consumes as it goes; a and c lag: pruning removes what they pend
      * on, consumed or not, and keeps the pending counts right */
-    pps_test_sink *rb = sink_new();
+    pps_test_sink *rb = pps_test_sink_new();
     for (size_t i = 0; i < 11; i++) {
         send_idx(pub, i, 0);
         sim_send(want, 4, false, i);
         if (i % 3 == 0) {
-            drain(b, rb);
+            pps_test_drain(b, rb);
         }
     }
     expect_sim(a, want);
     expect_sim(c, want);
     /* b received every message that was pending when it looked */
-    drain(b, rb);
+    pps_test_drain(b, rb);
     for (size_t k = 1; k < rb->n; k++) {
         cr_assert_gt(rb->ids[k], rb->ids[k - 1]);
     }
     cr_assert_eq(idx_of(rb, rb->n - 1), 10u);
-    usage u = queue_usage(cfg);
+    pps_test_usage u = pps_test_queue_usage(cfg);
     cr_assert_eq(u.count, 0u,
                  "payloads left after every subscriber "
                  "consumed: %llu",
                  (unsigned long long)u.count);
-    sink_del(rb);
+    pps_test_sink_del(rb);
     free(want);
     pps_sub_close(a);
     pps_sub_close(b);
@@ -399,13 +273,13 @@ run_size_limit(bool prune_last)
              "{\"HWM_LMDB_SIZE_BYTES\": %d, \"strategy\": \"%s\"}", LIMIT,
              prune_last ? "prune_last" : "prune_first");
     pps_config *cfg = pps_test_simple(dir, SUB_A, hwm, NOSYNC);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     uint64_t max_count = 0;
-    usage u = {0};
+    pps_test_usage u = {0};
     for (size_t i = 0; i < N; i++) {
         send_idx(pub, i, SIZE);
-        u = queue_usage(cfg);
+        u = pps_test_queue_usage(cfg);
         /* at most one message (a few pages) beyond the limit */
         cr_assert_lt(u.bytes, (uint64_t)LIMIT + 65536,
                      "after send %zu: %llu bytes", i,
@@ -422,8 +296,8 @@ run_size_limit(bool prune_last)
     cr_assert_lt(u.map_used, (uint64_t)LIMIT * 5, "map grew to %llu bytes",
                  (unsigned long long)u.map_used);
 
-    pps_test_sink *got = sink_new();
-    size_t n = drain(a, got);
+    pps_test_sink *got = pps_test_sink_new();
+    size_t n = pps_test_drain(a, got);
     cr_assert_eq((uint64_t)n, u.count);
     cr_assert_geq(n, 2u);
     for (size_t k = 0; k < n; k++) {
@@ -446,7 +320,7 @@ run_size_limit(bool prune_last)
     } else {
         cr_assert_gt(idx_of(got, 0), 0u);
     }
-    sink_del(got);
+    pps_test_sink_del(got);
     pps_sub_close(a);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -470,19 +344,19 @@ Test(hwm, expired_messages_pruned_by_send, .timeout = 30)
     char *dir = pps_test_tmpdir();
     pps_config *cfg =
         pps_test_simple(dir, SUB_A, "{\"MSG_TIMEOUT_SECS\": 1}", NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     /* one transaction: no send in between could prune an early one, however
      * slow the machine */
     send_many_idx(pub, 0, 3);
-    cr_assert_eq(queue_usage(cfg).count, 3u);
-    sleep_ms(2200);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 3u);
+    pps_test_sleep_ms(2200);
     send_idx(pub, 3, 0);
-    cr_assert_eq(queue_usage(cfg).count, 1u);
-    pps_test_sink *got = sink_new();
-    cr_assert_eq(drain(a, got), 1u);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 1u);
+    pps_test_sink *got = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, got), 1u);
     cr_assert_eq(idx_of(got, 0), 3u);
-    sink_del(got);
+    pps_test_sink_del(got);
     pps_sub_close(a);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -494,26 +368,26 @@ Test(hwm, ctl_prune_removes_expired_messages, .timeout = 30)
     char *dir = pps_test_tmpdir();
     pps_config *cfg =
         pps_test_simple(dir, SUB_A, "{\"MSG_TIMEOUT_SECS\": 1}", NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    int64_t sent = mono_ms();
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    int64_t sent = pps_test_mono_ms();
     send_many_idx(pub, 0, 2);
     cr_assert_eq(pps_ctl_prune(cfg), PPS_OK, "%s", pps_last_error());
     /* young messages are left alone (checked only if the machine was not
      * so slow that they are no longer young) */
-    if (mono_ms() - sent < 900) {
-        cr_assert_eq(queue_usage(cfg).count, 2u);
+    if (pps_test_mono_ms() - sent < 900) {
+        cr_assert_eq(pps_test_queue_usage(cfg).count, 2u);
     }
-    sleep_ms(2200);
+    pps_test_sleep_ms(2200);
     cr_assert_eq(pps_ctl_prune(cfg), PPS_OK, "%s", pps_last_error());
-    cr_assert_eq(queue_usage(cfg).count, 0u);
-    expect_empty(a);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 0u);
+    pps_test_expect_empty(a);
     /* the queue works on */
     send_idx(pub, 2, 0);
-    pps_test_sink *got = sink_new();
-    cr_assert_eq(drain(a, got), 1u);
+    pps_test_sink *got = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, got), 1u);
     cr_assert_eq(idx_of(got, 0), 2u);
-    sink_del(got);
+    pps_test_sink_del(got);
     pps_sub_close(a);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -525,7 +399,7 @@ Test(hwm, ctl_prune_applies_count_limit, .timeout = 30)
     char *dir = pps_test_tmpdir();
     pps_config *big =
         pps_test_simple(dir, SUB_A, "{\"MAX_MSGS_NUM\": 100}", NOSYNC);
-    pps_pub *pub = pub_open(big, "pub");
+    pps_pub *pub = pps_test_pub_open(big, "pub");
     for (size_t i = 0; i < 10; i++) {
         send_idx(pub, i, 0);
     }
@@ -533,11 +407,11 @@ Test(hwm, ctl_prune_applies_count_limit, .timeout = 30)
     /* lower the limit: nothing happens until a send or a prune */
     pps_config *small =
         pps_test_simple(dir, SUB_A, "{\"MAX_MSGS_NUM\": 4}", NOSYNC);
-    cr_assert_eq(queue_usage(small).count, 10u);
+    cr_assert_eq(pps_test_queue_usage(small).count, 10u);
     cr_assert_eq(pps_ctl_prune(small), PPS_OK, "%s", pps_last_error());
     /* one prune removes half (the oldest) */
-    cr_assert_eq(queue_usage(small).count, 5u);
-    pps_sub *a = sub_open(small, "a");
+    cr_assert_eq(pps_test_queue_usage(small).count, 5u);
+    pps_sub *a = pps_test_sub_open(small, "a");
     sim want = {.idx = {5, 6, 7, 8, 9}, .n = 5};
     expect_sim(a, &want);
     pps_sub_close(a);
@@ -552,45 +426,45 @@ Test(hwm, ctl_clear_drops_messages_keeps_subscribers, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_ABC, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
-    pps_sub *c = sub_open(cfg, "c");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    pps_sub *c = pps_test_sub_open(cfg, "c");
     for (size_t i = 0; i < 5; i++) {
         send_idx(pub, i, 100);
     }
-    pps_test_sink *ra = sink_new();
+    pps_test_sink *ra = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive(a, 0, pps_test_collect, ra), PPS_OK);
     cr_assert_eq(pps_sub_receive(a, 0, pps_test_collect, ra), PPS_OK);
-    pps_test_sink *rc = sink_new();
-    cr_assert_eq(drain(c, rc), 5u);
+    pps_test_sink *rc = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(c, rc), 5u);
     uint64_t last_id = rc->ids[4];
 
     cr_assert_eq(pps_ctl_clear(cfg), PPS_OK, "%s", pps_last_error());
-    usage u = queue_usage(cfg);
+    pps_test_usage u = pps_test_queue_usage(cfg);
     cr_assert_eq(u.count, 0u);
-    expect_empty(a);
-    expect_empty(b);
-    expect_empty(c);
+    pps_test_expect_empty(a);
+    pps_test_expect_empty(b);
+    pps_test_expect_empty(c);
     /* clearing an empty queue is fine too */
     cr_assert_eq(pps_ctl_clear(cfg), PPS_OK, "%s", pps_last_error());
 
     /* subscribers are kept, ids go on */
     send_idx(pub, 100, 0);
-    pps_pub *pub2 = pub_open(cfg, "pub");
+    pps_pub *pub2 = pps_test_pub_open(cfg, "pub");
     send_idx(pub2, 101, 0);
     pps_sub *subs[3] = {a, b, c};
     for (int s = 0; s < 3; s++) {
-        pps_test_sink *got = sink_new();
-        cr_assert_eq(drain(subs[s], got), 2u);
+        pps_test_sink *got = pps_test_sink_new();
+        cr_assert_eq(pps_test_drain(subs[s], got), 2u);
         cr_assert_eq(idx_of(got, 0), 100u);
         cr_assert_eq(idx_of(got, 1), 101u);
         cr_assert_gt(got->ids[0], last_id, "id reused after clear");
         cr_assert_gt(got->ids[1], got->ids[0]);
-        sink_del(got);
+        pps_test_sink_del(got);
     }
-    sink_del(ra);
-    sink_del(rc);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rc);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_sub_close(c);
@@ -609,7 +483,7 @@ Test(hwm, ctl_on_uninitialized_queue, .timeout = 30)
         dir, "{\"pub\": {\"out_queue\": \"q\"}, \"a\": {\"in_queue\": \"q\"},"
              " \"queues\": {\"q\": {\"path\": \"q\", "
              "\"subscribers\": [\"a\"]}}}");
-    char *qdir = path_in(dir, "q");
+    char *qdir = pps_test_path_in(dir, "q");
     int rc = pps_ctl_prune(cfg);
     cr_assert_eq(rc, PPS_ENOTINIT, "got %s: %s", pps_status_name(rc),
                  pps_last_error());
@@ -633,7 +507,7 @@ Test(hwm, init_idempotent_and_updates_settings, .timeout = 60)
     char *dir = pps_test_tmpdir();
     pps_config *c100 =
         pps_test_simple(dir, SUB_A, "{\"MAX_MSGS_NUM\": 100}", NOSYNC);
-    pps_pub *pub = pub_open(c100, "pub");
+    pps_pub *pub = pps_test_pub_open(c100, "pub");
     sim *want = calloc(1, sizeof(*want));
     cr_assert_not_null(want);
     size_t idx = 0;
@@ -644,7 +518,7 @@ Test(hwm, init_idempotent_and_updates_settings, .timeout = 60)
     /* init twice more: nothing changes, nothing is lost */
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(pps_ctl_init(c100), PPS_OK, "%s", pps_last_error());
-        cr_assert_eq(queue_usage(c100).count, 7u);
+        cr_assert_eq(pps_test_queue_usage(c100).count, 7u);
     }
     /* a lower limit from a new config reaches the publisher already open */
     pps_config *c5 =
@@ -652,11 +526,11 @@ Test(hwm, init_idempotent_and_updates_settings, .timeout = 60)
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(pps_ctl_init(c5), PPS_OK, "%s", pps_last_error());
     }
-    cr_assert_eq(queue_usage(c5).count, 7u);
+    cr_assert_eq(pps_test_queue_usage(c5).count, 7u);
     for (; idx < 20; idx++) {
         send_idx(pub, idx, 0);
         sim_send(want, 5, false, idx);
-        usage u = queue_usage(c5);
+        pps_test_usage u = pps_test_queue_usage(c5);
         cr_assert_leq(u.count, 5u);
         cr_assert_eq(u.count, (uint64_t)want->n, "after send %zu", idx);
     }
@@ -666,8 +540,8 @@ Test(hwm, init_idempotent_and_updates_settings, .timeout = 60)
         send_idx(pub, idx, 0);
         sim_send(want, 100, false, idx);
     }
-    cr_assert_eq(queue_usage(c100).count, (uint64_t)want->n);
-    pps_sub *a = sub_open(c100, "a");
+    cr_assert_eq(pps_test_queue_usage(c100).count, (uint64_t)want->n);
+    pps_sub *a = pps_test_sub_open(c100, "a");
     expect_sim(a, want);
     free(want);
     pps_sub_close(a);
@@ -692,9 +566,9 @@ Test(hwm, full_map_is_efull_and_recoverable, .timeout = 60)
     enum { SIZE = 65536, MAX_TRIES = 100 };
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_queue(dir, FULL_JSON);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
     char *buf = malloc(SIZE);
     cr_assert_not_null(buf);
     int rc = PPS_OK;
@@ -714,7 +588,7 @@ Test(hwm, full_map_is_efull_and_recoverable, .timeout = 60)
     cr_assert(strstr(pps_last_error(), "max_db_size_bytes") != NULL,
               "detail should name max_db_size_bytes: %s", pps_last_error());
     /* nothing of the failed send was stored */
-    cr_assert_eq(queue_usage(cfg).count, (uint64_t)ok);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, (uint64_t)ok);
     /* a second attempt fails the same way, cleanly */
     rc = pps_pub_send(pub, buf, SIZE);
     cr_assert_eq(rc, PPS_EFULL, "%s: %s", pps_status_name(rc),
@@ -724,11 +598,11 @@ Test(hwm, full_map_is_efull_and_recoverable, .timeout = 60)
     rc = pps_pub_send_many(pub, batch, 2);
     cr_assert_eq(rc, PPS_EFULL, "%s: %s", pps_status_name(rc),
                  pps_last_error());
-    cr_assert_eq(queue_usage(cfg).count, (uint64_t)ok);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, (uint64_t)ok);
 
     /* a receives exactly the successful sends, intact */
-    pps_test_sink *ra = sink_new();
-    cr_assert_eq(drain(a, ra), ok);
+    pps_test_sink *ra = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, ra), ok);
     for (size_t k = 0; k < ok; k++) {
         char head[32];
         snprintf(head, sizeof(head), "i%zu", k);
@@ -745,8 +619,8 @@ Test(hwm, full_map_is_efull_and_recoverable, .timeout = 60)
     rc = pps_ctl_clear(cfg);
     cr_assert_eq(rc, PPS_OK, "clear of a full queue: %s: %s",
                  pps_status_name(rc), pps_last_error());
-    expect_empty(b);
-    cr_assert_eq(queue_usage(cfg).count, 0u);
+    pps_test_expect_empty(b);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 0u);
     for (size_t k = 0; k < 4; k++) {
         memset(buf, 'z', SIZE);
         snprintf(buf, 32, "again%zu", k);
@@ -754,14 +628,14 @@ Test(hwm, full_map_is_efull_and_recoverable, .timeout = 60)
         cr_assert_eq(rc, PPS_OK, "send %zu after clear: %s: %s", k,
                      pps_status_name(rc), pps_last_error());
     }
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(b, rb), 4u);
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(b, rb), 4u);
     cr_assert_str_eq(rb->data[0], "again0");
     cr_assert_str_eq(rb->data[3], "again3");
     cr_assert_gt(rb->ids[0], ra->ids[ok - 1]);
     free(buf);
-    sink_del(ra);
-    sink_del(rb);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *const subs2[] = {"a", "b", NULL};
 
@@ -107,14 +108,16 @@ Test(inspect, status_reports_counts_limits_and_subscribers, .timeout = 30)
 
 typedef struct problems {
     int n;
+    int repaired;
     char text[16][512];
 } problems;
 
 static void
-note(const char *path, const char *text, void *user)
+note(const char *path, const char *text, int repaired, void *user)
 {
     problems *p = user;
     (void)path;
+    p->repaired += repaired != 0;
     if (p->n < 16) {
         snprintf(p->text[p->n], sizeof(p->text[0]), "%s", text);
     }
@@ -190,6 +193,7 @@ Test(inspect, check_finds_and_repairs_damage, .timeout = 30)
     damage(dir);
     cr_assert_eq(pps_ctl_check(cfg, NULL, 0, note, &p, &n), PPS_ECORRUPT);
     cr_assert_eq(n, 4, "problems: %zu", n);
+    cr_assert_eq(p.repaired, 0);
     cr_assert(has(&p, "message 1: metadata without payload"));
     cr_assert(has(&p, "message 2: pending count 7, but 2 subscriber(s)"));
     cr_assert(has(&p, "pends on message 99, which does not exist"));
@@ -199,6 +203,7 @@ Test(inspect, check_finds_and_repairs_damage, .timeout = 30)
     cr_assert_eq(pps_ctl_check(cfg, "q", 1, note, &p, &n), PPS_OK, "%s",
                  pps_last_error());
     cr_assert_eq(n, 4);
+    cr_assert_eq(p.repaired, 4);
     memset(&p, 0, sizeof(p));
     cr_assert_eq(pps_ctl_check(cfg, NULL, 0, note, &p, &n), PPS_OK, "%s",
                  p.text[0]);
@@ -238,6 +243,41 @@ Test(inspect, check_of_an_uninitialized_queue, .timeout = 30)
     size_t n;
     cr_assert_eq(pps_ctl_check(cfg, NULL, 0, NULL, NULL, &n), PPS_ENOTINIT);
     cr_assert_eq(pps_ctl_check(NULL, NULL, 0, NULL, NULL, &n), PPS_EINVAL);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(inspect, config_queue_listing_and_init_of_one_queue, .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_config(
+        dir, "{\"queues\": {\"q1\": {\"path\": \"one\"}, "
+             "\"q2\": {\"path\": \"two\"}}}");
+    cr_assert_eq(pps_config_queue_count(cfg), 2);
+    cr_assert_eq(pps_config_queue_count(NULL), 0);
+    cr_assert_str_eq(pps_config_queue_key(cfg, 1), "q2");
+    cr_assert(strstr(pps_config_queue_path(cfg, 0), "/one") != NULL);
+    cr_assert_null(pps_config_queue_key(cfg, 2));
+    cr_assert_null(pps_config_queue_path(cfg, 2));
+    size_t i = 9;
+    cr_assert_eq(pps_config_queue_find(cfg, "q2", &i), PPS_OK);
+    cr_assert_eq(i, 1);
+    cr_assert_eq(pps_config_queue_find(cfg, pps_config_queue_path(cfg, 0), &i),
+                 PPS_OK);
+    cr_assert_eq(i, 0);
+    cr_assert_eq(pps_config_queue_find(cfg, "q3", &i), PPS_ENOTFOUND);
+    cr_assert_eq(pps_config_queue_find(cfg, NULL, &i), PPS_EINVAL);
+
+    /* init of one queue creates that one only */
+    cr_assert_eq(pps_ctl_init_queue(cfg, "q2"), PPS_OK, "%s",
+                 pps_last_error());
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/two/pps.wake", dir);
+    cr_assert_eq(access(path, F_OK), 0);
+    snprintf(path, sizeof(path), "%s/one", dir);
+    cr_assert_neq(access(path, F_OK), 0);
+    cr_assert_eq(pps_ctl_init_queue(cfg, "nope"), PPS_ENOTFOUND);
+    cr_assert_eq(pps_ctl_init_queue(cfg, NULL), PPS_EINVAL);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }

@@ -5,17 +5,16 @@
  * process (one LMDB environment per queue per process).
  *
  * Every child loads its own configuration and opens its own handles (a
- * handle never crosses fork()), reports through its exit status (the CHILD_*
- * codes below, named in the parent's failure message) or a pipe, and always
- * leaves with _exit(): it never returns into Criterion. The parent checks
- * the wait status of every child.
+ * handle never crosses fork()), reports through its exit status (the shared
+ * PPS_TEST_CHILD_* codes and the CHILD_* ones below, named in the parent's
+ * failure message) or a pipe, and always leaves with _exit(): it never
+ * returns into Criterion. The parent checks the wait status of every child.
  */
 #include "pps_test.h"
 
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,66 +25,38 @@
 #include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
-
-/* Exit codes of the children: one per kind of failure. */
+/* Exit codes of the children beyond the shared PPS_TEST_CHILD_* ones. */
 enum {
-    CHILD_OK = 0,
-    CHILD_ECONFIG = 10,   /* pps_config_load() failed */
-    CHILD_EOPEN = 11,     /* pps_pub_open() or pps_sub_open() failed */
-    CHILD_ESEND = 12,     /* a send failed */
-    CHILD_ERECEIVE = 13,  /* a receive returned an unexpected status */
-    CHILD_EDEADLINE = 14, /* not every message arrived in time */
-    CHILD_EPAYLOAD = 15,  /* a payload of the wrong size or content */
-    CHILD_EID = 16,       /* an id not above the one before */
-    CHILD_EORDER = 17,    /* a publisher's messages out of order, repeated
-                             or missing */
-    CHILD_EEXTRA = 18,    /* a message after the expected last one */
-    CHILD_ESLOW = 19,     /* a wait-up took longer than allowed */
-    CHILD_EEARLY = 20,    /* a timed receive returned before its timeout */
-    CHILD_EPIPE = 21,     /* cannot report to the parent */
-    CHILD_ESTEP = 100,    /* 100 + n: step n of a scripted child failed */
+    /* not every message arrived in time */
+    CHILD_EDEADLINE = PPS_TEST_CHILD_ELOCAL,
+    CHILD_EPAYLOAD,    /* a payload of the wrong size or content */
+    CHILD_EID,         /* an id not above the one before */
+    CHILD_EORDER,      /* a publisher's messages out of order, repeated or
+                          missing */
+    CHILD_EEXTRA,      /* a message after the expected last one */
+    CHILD_ESLOW,       /* a wait-up took longer than allowed */
+    CHILD_EEARLY,      /* a timed receive returned before its timeout */
+    CHILD_ESTEP = 100, /* 100 + n: step n of a scripted child failed */
+};
+
+static const pps_test_code CHILD_CODES[] = {
+    {CHILD_EDEADLINE, "messages missing at the deadline"},
+    {CHILD_EPAYLOAD, "bad payload"},
+    {CHILD_EID, "ids not strictly increasing"},
+    {CHILD_EORDER, "a publisher's messages out of order, repeated or missing"},
+    {CHILD_EEXTRA, "more messages than were sent"},
+    {CHILD_ESLOW, "wake-up too slow"},
+    {CHILD_EEARLY, "timed receive returned early"},
+    {0, NULL},
 };
 
 static const char *
 child_code_name(int code)
 {
-    switch (code) {
-    case CHILD_OK:
-        return "ok";
-    case CHILD_ECONFIG:
-        return "config load failed";
-    case CHILD_EOPEN:
-        return "open failed";
-    case CHILD_ESEND:
-        return "send failed";
-    case CHILD_ERECEIVE:
-        return "receive failed";
-    case CHILD_EDEADLINE:
-        return "messages missing at the deadline";
-    case CHILD_EPAYLOAD:
-        return "bad payload";
-    case CHILD_EID:
-        return "ids not strictly increasing";
-    case CHILD_EORDER:
-        return "a publisher's messages out of order, repeated or missing";
-    case CHILD_EEXTRA:
-        return "more messages than were sent";
-    case CHILD_ESLOW:
-        return "wake-up too slow";
-    case CHILD_EEARLY:
-        return "timed receive returned early";
-    case CHILD_EPIPE:
-        return "cannot report to the parent";
-    default:
-        return code >= CHILD_ESTEP ? "a scripted step failed (see stderr)"
-                                   : "unknown";
-    }
+    return code >= CHILD_ESTEP ? "a scripted step failed (see stderr)"
+                               : pps_test_child_code_name(code, CHILD_CODES);
 }
 
 /* Waits for a child and fails the test, naming the child's failure, unless
@@ -98,104 +69,6 @@ expect_child_ok(pid_t pid, const char *what)
               what, (int)pid, st);
     cr_assert_eq(WEXITSTATUS(st), 0, "%s (pid %d) exited with %d: %s", what,
                  (int)pid, WEXITSTATUS(st), child_code_name(WEXITSTATUS(st)));
-}
-
-static int64_t
-mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t
-real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000,
-                          .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-/* First thing in every child: die with the test process, and never hang. */
-static void
-child_begin(pid_t parent)
-{
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-    if (getppid() != parent) {
-        _exit(CHILD_EPIPE);
-    }
-    alarm(100);
-}
-
-static void
-child_fail(int code, const char *what, int rc)
-{
-    fprintf(stderr, "child %ld: %s: %s: %s\n", (long)getpid(), what,
-            pps_status_name(rc), pps_last_error());
-    _exit(code);
-}
-
-static pps_config *
-child_config(const char *path)
-{
-    pps_config *cfg = NULL;
-    int rc = pps_config_load(&cfg, path);
-    if (rc != PPS_OK) {
-        child_fail(CHILD_ECONFIG, path, rc);
-    }
-    return cfg;
-}
-
-/* Reads exactly n bytes within timeout_ms; false on timeout, EOF or error. */
-static bool
-read_within(int fd, void *buf, size_t n, int timeout_ms)
-{
-    int64_t deadline = mono_ns() + (int64_t)timeout_ms * 1000000;
-    size_t got = 0;
-    while (got < n) {
-        int64_t left = (deadline - mono_ns()) / 1000000;
-        if (left <= 0) {
-            return false;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR) {
-            continue;
-        }
-        if (r <= 0) {
-            return false;
-        }
-        ssize_t k = read(fd, (char *)buf + got, n - got);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k <= 0) {
-            return false;
-        }
-        got += (size_t)k;
-    }
-    return true;
-}
-
-static char *
-config_path(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/config.json", dir);
-    char *p = strdup(buf);
-    cr_assert_not_null(p);
-    return p;
 }
 
 /* ---- many publishers and subscribers ------------------------------------ */
@@ -250,16 +123,13 @@ fanin_check(const pps_message *msg, void *user)
 static void
 fanin_subscriber(const char *path, const char *sub_id, bool batch)
 {
-    pps_config *cfg = child_config(path);
-    pps_sub *sub = NULL;
-    int rc = pps_sub_open(&sub, cfg, sub_id);
-    if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, sub_id, rc);
-    }
+    pps_config *cfg = pps_test_child_config(path);
+    pps_sub *sub = pps_test_child_sub(cfg, sub_id);
+    int rc;
     fanin_state s = {0};
-    int64_t deadline = mono_ns() + (int64_t)90 * 1000000000;
+    int64_t deadline = pps_test_mono_ns() + (int64_t)90 * 1000000000;
     while (s.got < FANIN_TOTAL && s.error == 0) {
-        if (mono_ns() > deadline) {
+        if (pps_test_mono_ns() > deadline) {
             fprintf(stderr, "%s: %zu of %d messages at the deadline\n", sub_id,
                     s.got, FANIN_TOTAL);
             _exit(CHILD_EDEADLINE);
@@ -270,7 +140,7 @@ fanin_subscriber(const char *path, const char *sub_id, bool batch)
             rc = pps_sub_receive(sub, 1000, fanin_check, &s);
         }
         if (rc < 0 && rc != PPS_ETIMEDOUT && s.error == 0) {
-            child_fail(CHILD_ERECEIVE, sub_id, rc);
+            pps_test_child_fail(PPS_TEST_CHILD_ERECEIVE, sub_id, rc);
         }
     }
     if (s.error != 0) {
@@ -290,18 +160,14 @@ fanin_subscriber(const char *path, const char *sub_id, bool batch)
     }
     pps_sub_close(sub);
     pps_config_free(cfg);
-    _exit(CHILD_OK);
+    _exit(PPS_TEST_CHILD_OK);
 }
 
 static void
 fanin_publisher(const char *path, uint64_t pub_no)
 {
-    pps_config *cfg = child_config(path);
-    pps_pub *pub = NULL;
-    int rc = pps_pub_open(&pub, cfg, "pub");
-    if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, "pub", rc);
-    }
+    pps_config *cfg = pps_test_child_config(path);
+    pps_pub *pub = pps_test_child_pub(cfg, "pub");
     /* Publisher 0 sends one message per transaction, publisher 1 batches
      * of 7, so single sends and batches interleave. */
     size_t chunk = pub_no == 0 ? 1 : 7;
@@ -316,15 +182,15 @@ fanin_publisher(const char *path, uint64_t pub_no)
             bufs[n].len = sizeof(p[n]);
             n++;
         }
-        rc = n == 1 ? pps_pub_send(pub, &p[0], sizeof(p[0]))
-                    : pps_pub_send_many(pub, bufs, n);
+        int rc = n == 1 ? pps_pub_send(pub, &p[0], sizeof(p[0]))
+                        : pps_pub_send_many(pub, bufs, n);
         if (rc != PPS_OK) {
-            child_fail(CHILD_ESEND, "pub", rc);
+            pps_test_child_fail(PPS_TEST_CHILD_ESEND, "pub", rc);
         }
     }
     pps_pub_close(pub);
     pps_config_free(cfg);
-    _exit(CHILD_OK);
+    _exit(PPS_TEST_CHILD_OK);
 }
 
 Test(multiproc, two_publishers_three_subscribers_every_message_once,
@@ -334,24 +200,22 @@ Test(multiproc, two_publishers_three_subscribers_every_message_once,
     const char *subs[] = {"s1", "s2", "s3", NULL};
     pps_config *cfg =
         pps_test_simple(dir, subs, NULL, "\"durability\": \"nosync\"");
-    char *path = config_path(dir);
+    char *path = pps_test_config_path(dir);
     pid_t parent = getpid();
     pid_t sub_pids[FANIN_SUBS], pub_pids[FANIN_PUBS];
 
     for (int i = 0; i < FANIN_SUBS; i++) {
-        sub_pids[i] = fork();
-        cr_assert_neq(sub_pids[i], -1, "fork: %s", strerror(errno));
+        sub_pids[i] = pps_test_fork();
         if (sub_pids[i] == 0) {
-            child_begin(parent);
+            pps_test_child_begin(parent);
             /* The last one receives in batches. */
             fanin_subscriber(path, subs[i], i == FANIN_SUBS - 1);
         }
     }
     for (int i = 0; i < FANIN_PUBS; i++) {
-        pub_pids[i] = fork();
-        cr_assert_neq(pub_pids[i], -1, "fork: %s", strerror(errno));
+        pub_pids[i] = pps_test_fork();
         if (pub_pids[i] == 0) {
-            child_begin(parent);
+            pps_test_child_begin(parent);
             fanin_publisher(path, (uint64_t)i);
         }
     }
@@ -372,7 +236,7 @@ static int
 latency_cb(const pps_message *msg, void *user)
 {
     int64_t *lat = user;
-    *lat = real_ns() - msg->published_ns;
+    *lat = pps_test_real_ns() - msg->published_ns;
     return 0;
 }
 
@@ -383,22 +247,18 @@ static void
 waiting_subscriber(const char *path, int ready_fd, int result_fd,
                    const int *timeouts, int rounds)
 {
-    pps_config *cfg = child_config(path);
-    pps_sub *sub = NULL;
-    int rc = pps_sub_open(&sub, cfg, "s1");
-    if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, "s1", rc);
-    }
+    pps_config *cfg = pps_test_child_config(path);
+    pps_sub *sub = pps_test_child_sub(cfg, "s1");
     for (int i = 0; i < rounds; i++) {
         int64_t lat = -1;
         if (write(ready_fd, "r", 1) != 1) {
-            _exit(CHILD_EPIPE);
+            _exit(PPS_TEST_CHILD_EPIPE);
         }
-        int64_t t0 = mono_ns();
-        rc = pps_sub_receive(sub, timeouts[i], latency_cb, &lat);
-        int64_t took = mono_ns() - t0;
+        int64_t t0 = pps_test_mono_ns();
+        int rc = pps_sub_receive(sub, timeouts[i], latency_cb, &lat);
+        int64_t took = pps_test_mono_ns() - t0;
         if (rc != PPS_OK || lat < 0) {
-            child_fail(CHILD_ERECEIVE, "s1", rc);
+            pps_test_child_fail(PPS_TEST_CHILD_ERECEIVE, "s1", rc);
         }
         if (took > (int64_t)5 * 1000000000) {
             fprintf(stderr, "round %d: receive took %lld ms\n", i,
@@ -406,30 +266,26 @@ waiting_subscriber(const char *path, int ready_fd, int result_fd,
             _exit(CHILD_ESLOW);
         }
         if (write(result_fd, &lat, sizeof(lat)) != (ssize_t)sizeof(lat)) {
-            _exit(CHILD_EPIPE);
+            _exit(PPS_TEST_CHILD_EPIPE);
         }
     }
     pps_sub_close(sub);
     pps_config_free(cfg);
-    _exit(CHILD_OK);
+    _exit(PPS_TEST_CHILD_OK);
 }
 
 static void
 send_one(const char *path, const char *text)
 {
-    pps_config *cfg = child_config(path);
-    pps_pub *pub = NULL;
-    int rc = pps_pub_open(&pub, cfg, "pub");
+    pps_config *cfg = pps_test_child_config(path);
+    pps_pub *pub = pps_test_child_pub(cfg, "pub");
+    int rc = pps_pub_send(pub, text, strlen(text));
     if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, "pub", rc);
-    }
-    rc = pps_pub_send(pub, text, strlen(text));
-    if (rc != PPS_OK) {
-        child_fail(CHILD_ESEND, "pub", rc);
+        pps_test_child_fail(PPS_TEST_CHILD_ESEND, "pub", rc);
     }
     pps_pub_close(pub);
     pps_config_free(cfg);
-    _exit(CHILD_OK);
+    _exit(PPS_TEST_CHILD_OK);
 }
 
 Test(multiproc, waiting_subscriber_is_woken_by_another_process, .timeout = 120)
@@ -437,7 +293,7 @@ Test(multiproc, waiting_subscriber_is_woken_by_another_process, .timeout = 120)
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", NULL};
     pps_config *cfg = pps_test_simple(dir, subs, NULL, NULL);
-    char *path = config_path(dir);
+    char *path = pps_test_config_path(dir);
     pid_t parent = getpid();
     /* Waits of 10 s, forever, 10 s: each must end with the message. */
     const int timeouts[] = {10000, -1, 10000};
@@ -446,10 +302,9 @@ Test(multiproc, waiting_subscriber_is_woken_by_another_process, .timeout = 120)
     cr_assert_eq(pipe(ready), 0);
     cr_assert_eq(pipe(result), 0);
 
-    pid_t sub = fork();
-    cr_assert_neq(sub, -1, "fork: %s", strerror(errno));
+    pid_t sub = pps_test_fork();
     if (sub == 0) {
-        child_begin(parent);
+        pps_test_child_begin(parent);
         close(ready[0]);
         close(result[0]);
         waiting_subscriber(path, ready[1], result[1], timeouts, ROUNDS);
@@ -460,22 +315,21 @@ Test(multiproc, waiting_subscriber_is_woken_by_another_process, .timeout = 120)
     int64_t best = INT64_MAX;
     for (int i = 0; i < ROUNDS; i++) {
         char c;
-        cr_assert(read_within(ready[0], &c, 1, 30000),
+        cr_assert(pps_test_read_within(ready[0], &c, 1, 30000),
                   "round %d: the subscriber never started waiting", i);
         /* Let it fall asleep, then publish from another process. */
-        sleep_ms(300);
-        int64_t t0 = mono_ns();
-        pid_t pub = fork();
-        cr_assert_neq(pub, -1, "fork: %s", strerror(errno));
+        pps_test_sleep_ms(300);
+        int64_t t0 = pps_test_mono_ns();
+        pid_t pub = pps_test_fork();
         if (pub == 0) {
-            child_begin(parent);
+            pps_test_child_begin(parent);
             send_one(path, "wake up");
         }
         expect_child_ok(pub, "publisher");
         int64_t lat;
-        cr_assert(read_within(result[0], &lat, sizeof(lat), 15000),
+        cr_assert(pps_test_read_within(result[0], &lat, sizeof(lat), 15000),
                   "round %d: the subscriber did not report a message", i);
-        int64_t took = mono_ns() - t0;
+        int64_t took = pps_test_mono_ns() - t0;
         cr_assert_lt(took, (int64_t)5 * 1000000000,
                      "round %d: the message took %lld ms to arrive", i,
                      (long long)(took / 1000000));
@@ -506,17 +360,13 @@ Test(multiproc, waiting_subscriber_is_woken_by_another_process, .timeout = 120)
 static void
 idle_subscriber(const char *path, int timeout_ms)
 {
-    pps_config *cfg = child_config(path);
-    pps_sub *sub = NULL;
-    int rc = pps_sub_open(&sub, cfg, "s1");
-    if (rc != PPS_OK) {
-        child_fail(CHILD_EOPEN, "s1", rc);
-    }
-    int64_t t0 = mono_ns();
-    rc = pps_sub_receive(sub, timeout_ms, latency_cb, &(int64_t){0});
-    int64_t took = mono_ns() - t0;
+    pps_config *cfg = pps_test_child_config(path);
+    pps_sub *sub = pps_test_child_sub(cfg, "s1");
+    int64_t t0 = pps_test_mono_ns();
+    int rc = pps_sub_receive(sub, timeout_ms, latency_cb, &(int64_t){0});
+    int64_t took = pps_test_mono_ns() - t0;
     if (rc != PPS_ETIMEDOUT) {
-        child_fail(CHILD_ERECEIVE, "s1", rc);
+        pps_test_child_fail(PPS_TEST_CHILD_ERECEIVE, "s1", rc);
     }
     if (took < (int64_t)timeout_ms * 1000000) {
         fprintf(stderr, "timed out after %lld ms of %d\n",
@@ -525,7 +375,7 @@ idle_subscriber(const char *path, int timeout_ms)
     }
     pps_sub_close(sub);
     pps_config_free(cfg);
-    _exit(CHILD_OK);
+    _exit(PPS_TEST_CHILD_OK);
 }
 
 static int64_t
@@ -550,15 +400,14 @@ Test(multiproc, idle_waiting_subscriber_uses_almost_no_cpu, .timeout = 120)
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", NULL};
     pps_config *cfg = pps_test_simple(dir, subs, NULL, NULL);
-    char *path = config_path(dir);
+    char *path = pps_test_config_path(dir);
     pid_t parent = getpid();
 
     /* A timed wait on an empty queue: 2 s of sleep. A busy poll would burn
      * about 2000 ms of CPU; the whole child, open included, gets 200. */
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    pid_t pid = pps_test_fork();
     if (pid == 0) {
-        child_begin(parent);
+        pps_test_child_begin(parent);
         idle_subscriber(path, 2000);
     }
     struct rusage ru;
@@ -573,13 +422,12 @@ Test(multiproc, idle_waiting_subscriber_uses_almost_no_cpu, .timeout = 120)
                  (long long)cpu_ms(&ru));
 
     /* A wait forever, ended by SIGKILL after 1.5 s. */
-    pid = fork();
-    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    pid = pps_test_fork();
     if (pid == 0) {
-        child_begin(parent);
+        pps_test_child_begin(parent);
         idle_subscriber(path, -1);
     }
-    sleep_ms(1500);
+    pps_test_sleep_ms(1500);
     cr_assert_eq(kill(pid, SIGKILL), 0);
     st = wait_rusage(pid, &ru);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
@@ -592,13 +440,9 @@ Test(multiproc, idle_waiting_subscriber_uses_almost_no_cpu, .timeout = 120)
 
     /* The receiver killed while waiting leaves nothing behind that stops
      * the queue from working. */
-    pps_pub *pub = NULL;
-    pps_sub *sub = NULL;
-    cr_assert_eq(pps_pub_open(&pub, cfg, "pub"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     cr_assert_eq(pps_pub_send(pub, "x", 1), PPS_OK, "%s", pps_last_error());
-    cr_assert_eq(pps_sub_open(&sub, cfg, "s1"), PPS_OK, "%s",
-                 pps_last_error());
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
     pps_test_sink sink = {0};
     cr_assert_eq(pps_sub_receive(sub, 5000, pps_test_collect, &sink), PPS_OK,
                  "%s", pps_last_error());
@@ -700,9 +544,10 @@ static void
 many_handles_child(const char *dir, const char *path, const char *path2)
 {
     uint64_t last1 = 0, last2 = 0;
-    pps_config *cfg1 = child_config(path);
-    pps_config *cfg2 = child_config(path);  /* the same file again */
-    pps_config *cfg3 = child_config(path2); /* another file, same queue */
+    pps_config *cfg1 = pps_test_child_config(path);
+    pps_config *cfg2 = pps_test_child_config(path); /* the same file again */
+    pps_config *cfg3 =
+        pps_test_child_config(path2); /* another file, same queue */
     pps_pub *p1 = NULL, *p2 = NULL, *p3 = NULL;
     pps_sub *s1 = NULL, *s2 = NULL;
 
@@ -757,7 +602,7 @@ many_handles_child(const char *dir, const char *path, const char *path2)
     pps_config_free(cfg1);
     pps_config_free(cfg2);
     pps_config_free(cfg3);
-    _exit(CHILD_OK);
+    _exit(PPS_TEST_CHILD_OK);
 }
 
 Test(multiproc, many_handles_on_one_queue_in_one_process, .timeout = 120)
@@ -765,7 +610,7 @@ Test(multiproc, many_handles_on_one_queue_in_one_process, .timeout = 120)
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", "s2", NULL};
     pps_config *cfg = pps_test_simple(dir, subs, NULL, NULL);
-    char *path = config_path(dir);
+    char *path = pps_test_config_path(dir);
     /* A second config in a subdirectory names the same queue "../q". */
     char sub_dir[4096];
     snprintf(sub_dir, sizeof(sub_dir), "%s/other", dir);
@@ -780,10 +625,9 @@ Test(multiproc, many_handles_on_one_queue_in_one_process, .timeout = 120)
         "\"s2\"]}}}\n");
     pid_t parent = getpid();
 
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+    pid_t pid = pps_test_fork();
     if (pid == 0) {
-        child_begin(parent);
+        pps_test_child_begin(parent);
         many_handles_child(dir, path, path2);
     }
     expect_child_ok(pid, "the child with many handles");

@@ -10,14 +10,12 @@
 #include "pps_test.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define NOSYNC "\"durability\": \"nosync\""
@@ -28,111 +26,12 @@ static const char *const SUB_ABC[] = {"a", "b", "c", NULL};
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000,
-                          .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static pps_test_sink *
-sink_new(void)
-{
-    pps_test_sink *s = calloc(1, sizeof(*s));
-    cr_assert_not_null(s);
-    return s;
-}
-
-static void
-sink_del(pps_test_sink *s)
-{
-    if (s != NULL) {
-        pps_test_sink_free(s);
-        free(s);
-    }
-}
-
-static pps_pub *
-pub_open(const pps_config *cfg, const char *id)
-{
-    pps_pub *p = NULL;
-    int rc = pps_pub_open(&p, cfg, id);
-    cr_assert_eq(rc, PPS_OK, "pub_open %s: %s: %s", id, pps_status_name(rc),
-                 pps_last_error());
-    cr_assert_not_null(p);
-    return p;
-}
-
-static pps_sub *
-sub_open(const pps_config *cfg, const char *id)
-{
-    pps_sub *s = NULL;
-    int rc = pps_sub_open(&s, cfg, id);
-    cr_assert_eq(rc, PPS_OK, "sub_open %s: %s: %s", id, pps_status_name(rc),
-                 pps_last_error());
-    cr_assert_not_null(s);
-    return s;
-}
-
 static void
 send_str(pps_pub *p, const char *text)
 {
     int rc = pps_pub_send(p, text, strlen(text));
     cr_assert_eq(rc, PPS_OK, "send %s: %s: %s", text, pps_status_name(rc),
                  pps_last_error());
-}
-
-/* Receives with timeout 0 until the queue is empty for sub; returns how
- * many came. */
-static size_t
-drain(pps_sub *sub, pps_test_sink *sink)
-{
-    size_t before = sink->n;
-    for (;;) {
-        int rc = pps_sub_receive(sub, 0, pps_test_collect, sink);
-        if (rc == PPS_ETIMEDOUT) {
-            break;
-        }
-        cr_assert_eq(rc, PPS_OK, "receive: %s: %s", pps_status_name(rc),
-                     pps_last_error());
-    }
-    return sink->n - before;
-}
-
-static int
-count_calls(const pps_message *msg, void *user)
-{
-    (void)msg;
-    (*(int *)user)++;
-    return 0;
-}
-
-static void
-expect_empty(pps_sub *sub)
-{
-    int calls = 0;
-    int rc = pps_sub_receive(sub, 0, count_calls, &calls);
-    cr_assert_eq(rc, PPS_ETIMEDOUT, "expected nothing pending, got %s",
-                 pps_status_name(rc));
-    cr_assert_eq(calls, 0);
 }
 
 /* A deterministic binary payload for message i (zero bytes included). */
@@ -175,33 +74,6 @@ check_ids_increasing(const pps_test_sink *s)
     }
 }
 
-static char *
-path_in(const char *dir, const char *name)
-{
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
-    char *p = strdup(buf);
-    cr_assert_not_null(p);
-    return p;
-}
-
-/* Number of entries of a directory, "." and ".." excluded. */
-static int
-dir_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d, "opendir %s", dir);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            n++;
-        }
-    }
-    closedir(d);
-    return n;
-}
-
 /* ---- FIFO, fan-out, persistence ----------------------------------------- */
 
 Test(pubsub, fifo_fanout_three_subscribers, .timeout = 120)
@@ -209,9 +81,10 @@ Test(pubsub, fifo_fanout_three_subscribers, .timeout = 120)
     enum { N = 1000 };
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_ABC, NULL, NOSYNC);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *subs[3] = {sub_open(cfg, "a"), sub_open(cfg, "b"),
-                        sub_open(cfg, "c")};
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *subs[3] = {pps_test_sub_open(cfg, "a"),
+                        pps_test_sub_open(cfg, "b"),
+                        pps_test_sub_open(cfg, "c")};
     unsigned char buf[128];
     for (size_t i = 0; i < N; i++) {
         size_t len = pattern_len(i);
@@ -220,7 +93,7 @@ Test(pubsub, fifo_fanout_three_subscribers, .timeout = 120)
         cr_assert_eq(rc, PPS_OK, "send %zu: %s", i, pps_last_error());
     }
     for (int s = 0; s < 3; s++) {
-        pps_test_sink *sink = sink_new();
+        pps_test_sink *sink = pps_test_sink_new();
         /* a: one by one; b: batches; c: one by one with a waiting call */
         if (s == 1) {
             while (sink->n < N) {
@@ -239,12 +112,12 @@ Test(pubsub, fifo_fanout_three_subscribers, .timeout = 120)
             }
         }
         cr_assert_eq(sink->n, (size_t)N);
-        expect_empty(subs[s]);
+        pps_test_expect_empty(subs[s]);
         check_ids_increasing(sink);
         for (size_t i = 0; i < N; i++) {
             check_pattern(sink, i, i);
         }
-        sink_del(sink);
+        pps_test_sink_del(sink);
     }
     for (int s = 0; s < 3; s++) {
         pps_sub_close(subs[s]);
@@ -273,12 +146,12 @@ Test(pubsub, published_ns_is_the_send_time, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *sub = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *sub = pps_test_sub_open(cfg, "a");
     stamp_check c = {0};
-    c.lo = real_ns();
+    c.lo = pps_test_real_ns();
     send_str(pub, "stamp");
-    c.hi = real_ns();
+    c.hi = pps_test_real_ns();
     cr_assert_eq(pps_sub_receive(sub, 0, take_stamp, &c), PPS_OK);
     cr_assert_eq(c.calls, 1);
     /* Allow a little slack for clock steps between the two readings. */
@@ -294,14 +167,14 @@ Test(pubsub, pending_messages_survive_reopen, .timeout = 60)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     unsigned char buf[128];
     for (size_t i = 0; i < 10; i++) {
         pattern_fill(buf, i, pattern_len(i));
         cr_assert_eq(pps_pub_send(pub, buf, pattern_len(i)), PPS_OK);
     }
-    pps_test_sink *first = sink_new();
+    pps_test_sink *first = pps_test_sink_new();
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(pps_sub_receive(a, 0, pps_test_collect, first), PPS_OK);
     }
@@ -311,17 +184,17 @@ Test(pubsub, pending_messages_survive_reopen, .timeout = 60)
     pps_config_free(cfg);
 
     /* A fresh config object from the same file, fresh handles. */
-    char *file = path_in(dir, "config.json");
+    char *file = pps_test_config_path(dir);
     cfg = NULL;
     int rc = pps_config_load(&cfg, file);
     cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
     free(file);
-    a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
-    pps_test_sink *ra = sink_new();
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(a, ra), 7u);
-    cr_assert_eq(drain(b, rb), 10u);
+    a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    pps_test_sink *ra = pps_test_sink_new();
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, ra), 7u);
+    cr_assert_eq(pps_test_drain(b, rb), 10u);
     for (size_t k = 0; k < 7; k++) {
         check_pattern(ra, k, k + 3);
         cr_assert_eq(ra->ids[k], first_id + 3 + k);
@@ -331,16 +204,16 @@ Test(pubsub, pending_messages_survive_reopen, .timeout = 60)
         cr_assert_eq(rb->ids[k], first_id + k);
     }
     /* The sequence continues after reopening: no id is reused. */
-    pub = pub_open(cfg, "pub");
+    pub = pps_test_pub_open(cfg, "pub");
     send_str(pub, "after");
-    pps_test_sink *rc2 = sink_new();
+    pps_test_sink *rc2 = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive(a, 0, pps_test_collect, rc2), PPS_OK);
     cr_assert_gt(rc2->ids[0], rb->ids[9]);
     cr_assert_str_eq(rc2->data[0], "after");
-    sink_del(first);
-    sink_del(ra);
-    sink_del(rb);
-    sink_del(rc2);
+    pps_test_sink_del(first);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
+    pps_test_sink_del(rc2);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);
@@ -354,15 +227,15 @@ Test(pubsub, send_many_order_and_ids, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
 
     /* n == 0 sends nothing, also with a NULL array. */
     pps_buf none[1] = {{"x", 1}};
     cr_assert_eq(pps_pub_send_many(pub, none, 0), PPS_OK);
     cr_assert_eq(pps_pub_send_many(pub, NULL, 0), PPS_OK);
-    expect_empty(a);
+    pps_test_expect_empty(a);
 
     enum { N = 50 };
     unsigned char bufs[N][128];
@@ -378,9 +251,9 @@ Test(pubsub, send_many_order_and_ids, .timeout = 30)
     cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
     send_str(pub, "single");
 
-    pps_test_sink *ra = sink_new();
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(a, ra), (size_t)N + 1);
+    pps_test_sink *ra = pps_test_sink_new();
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, ra), (size_t)N + 1);
     while (rb->n < N + 1) {
         int got = pps_sub_receive_batch(b, 1000, 0, pps_test_collect, rb);
         cr_assert_gt(got, 0, "%s", pps_status_name(got));
@@ -398,8 +271,8 @@ Test(pubsub, send_many_order_and_ids, .timeout = 30)
         cr_assert_str_eq(s->data[N], "single");
     }
     cr_assert_eq(ra->ids[0], rb->ids[0]);
-    sink_del(ra);
-    sink_del(rb);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);
@@ -411,8 +284,8 @@ Test(pubsub, send_many_null_entry_sends_nothing, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     pps_buf msgs[4] = {{"one", 3}, {"two", 3}, {NULL, 5}, {"four", 4}};
     int rc = pps_pub_send_many(pub, msgs, 4);
     cr_assert_eq(rc, PPS_EINVAL, "got %s", pps_status_name(rc));
@@ -420,15 +293,16 @@ Test(pubsub, send_many_null_entry_sends_nothing, .timeout = 30)
     cr_assert_not_null(strstr(pps_last_error(), "2"),
                        "detail should name entry 2: %s", pps_last_error());
     int calls = 0;
-    cr_assert_eq(pps_sub_receive(a, 100, count_calls, &calls), PPS_ETIMEDOUT);
+    cr_assert_eq(pps_sub_receive(a, 100, pps_test_count_calls, &calls),
+                 PPS_ETIMEDOUT);
     cr_assert_eq(calls, 0);
     /* The handle is still fine. */
     cr_assert_eq(pps_pub_send_many(pub, msgs, 2), PPS_OK);
-    pps_test_sink *s = sink_new();
-    cr_assert_eq(drain(a, s), 2u);
+    pps_test_sink *s = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, s), 2u);
     cr_assert_str_eq(s->data[0], "one");
     cr_assert_str_eq(s->data[1], "two");
-    sink_del(s);
+    pps_test_sink_del(s);
     pps_sub_close(a);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -441,13 +315,13 @@ Test(pubsub, callback_refusal_keeps_message, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
     send_str(pub, "first");
     send_str(pub, "second");
 
-    pps_test_sink *ra = sink_new();
+    pps_test_sink *ra = pps_test_sink_new();
     ra->refuse = 42;
     for (int i = 0; i < 3; i++) {
         int rc = pps_sub_receive(a, 0, pps_test_collect, ra);
@@ -458,20 +332,20 @@ Test(pubsub, callback_refusal_keeps_message, .timeout = 30)
     cr_assert_eq(ra->n, 0u);
 
     /* b is unaffected by a's refusals. */
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(b, rb), 2u);
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(b, rb), 2u);
     cr_assert_str_eq(rb->data[0], "first");
     cr_assert_str_eq(rb->data[1], "second");
 
     /* a gets the same message, with the same id, once it accepts. */
     ra->refuse = 0;
-    cr_assert_eq(drain(a, ra), 2u);
+    cr_assert_eq(pps_test_drain(a, ra), 2u);
     cr_assert_str_eq(ra->data[0], "first");
     cr_assert_str_eq(ra->data[1], "second");
     cr_assert_eq(ra->ids[0], rb->ids[0]);
     cr_assert_eq(ra->ids[1], rb->ids[1]);
-    sink_del(ra);
-    sink_del(rb);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);
@@ -485,15 +359,16 @@ Test(pubsub, timeout_zero_on_empty, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_sub *a = sub_open(cfg, "a");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     int calls = 0;
-    int64_t t0 = mono_ms();
-    cr_assert_eq(pps_sub_receive(a, 0, count_calls, &calls), PPS_ETIMEDOUT);
-    cr_assert_eq(pps_sub_receive_batch(a, 10, 0, count_calls, &calls),
+    int64_t t0 = pps_test_mono_ms();
+    cr_assert_eq(pps_sub_receive(a, 0, pps_test_count_calls, &calls),
                  PPS_ETIMEDOUT);
-    cr_assert_eq(pps_sub_receive_to_top(a, 0, count_calls, &calls),
+    cr_assert_eq(pps_sub_receive_batch(a, 10, 0, pps_test_count_calls, &calls),
                  PPS_ETIMEDOUT);
-    int64_t t1 = mono_ms();
+    cr_assert_eq(pps_sub_receive_to_top(a, 0, pps_test_count_calls, &calls),
+                 PPS_ETIMEDOUT);
+    int64_t t1 = pps_test_mono_ms();
     cr_assert_eq(calls, 0);
     cr_assert_lt(t1 - t0, 3000, "timeout 0 should not wait (%lld ms)",
                  (long long)(t1 - t0));
@@ -507,19 +382,21 @@ Test(pubsub, positive_timeout_on_empty, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_sub *a = sub_open(cfg, "a");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     int calls = 0;
-    int64_t t0 = mono_ms();
-    cr_assert_eq(pps_sub_receive(a, 200, count_calls, &calls), PPS_ETIMEDOUT);
-    int64_t t1 = mono_ms();
+    int64_t t0 = pps_test_mono_ms();
+    cr_assert_eq(pps_sub_receive(a, 200, pps_test_count_calls, &calls),
+                 PPS_ETIMEDOUT);
+    int64_t t1 = pps_test_mono_ms();
     cr_assert_geq(t1 - t0, 180, "returned after %lld ms",
                   (long long)(t1 - t0));
     cr_assert_lt(t1 - t0, 5000, "returned after %lld ms",
                  (long long)(t1 - t0));
-    t0 = mono_ms();
-    cr_assert_eq(pps_sub_receive_batch(a, 5, 200, count_calls, &calls),
-                 PPS_ETIMEDOUT);
-    t1 = mono_ms();
+    t0 = pps_test_mono_ms();
+    cr_assert_eq(
+        pps_sub_receive_batch(a, 5, 200, pps_test_count_calls, &calls),
+        PPS_ETIMEDOUT);
+    t1 = pps_test_mono_ms();
     cr_assert_geq(t1 - t0, 180);
     cr_assert_lt(t1 - t0, 5000);
     cr_assert_eq(calls, 0);
@@ -546,17 +423,17 @@ Test(pubsub, wait_forever_in_thread_wakes_on_send, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    waiter w = {sub_open(cfg, "a"), sink_new(), 1};
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    waiter w = {pps_test_sub_open(cfg, "a"), pps_test_sink_new(), 1};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, wait_forever, &w), 0);
-    sleep_ms(300);
+    pps_test_sleep_ms(300);
     send_str(pub, "wake up");
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_eq(w.rc, PPS_OK, "%s", pps_status_name(w.rc));
     cr_assert_eq(w.sink->n, 1u);
     cr_assert_str_eq(w.sink->data[0], "wake up");
-    sink_del(w.sink);
+    pps_test_sink_del(w.sink);
     pps_sub_close(w.sub);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -567,8 +444,7 @@ Test(pubsub, wait_forever_in_child_process_wakes_on_send, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
+    pid_t pid = pps_test_fork();
     if (pid == 0) {
         alarm(20);
         pps_sub *sub = NULL;
@@ -586,8 +462,8 @@ Test(pubsub, wait_forever_in_child_process_wakes_on_send, .timeout = 30)
         pps_sub_close(sub);
         _exit(0);
     }
-    sleep_ms(300);
-    pps_pub *pub = pub_open(cfg, "pub");
+    pps_test_sleep_ms(300);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     send_str(pub, "across processes");
     pps_test_wait_ok(pid);
     pps_pub_close(pub);
@@ -601,22 +477,22 @@ Test(pubsub, receive_to_top_delivers_newest_only, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
     char text[32];
     for (int i = 0; i < 10; i++) {
         snprintf(text, sizeof(text), "m%d", i);
         send_str(pub, text);
     }
-    pps_test_sink *ra = sink_new();
+    pps_test_sink *ra = pps_test_sink_new();
     int rc = pps_sub_receive_to_top(a, 0, pps_test_collect, ra);
     cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
     cr_assert_eq(ra->n, 1u);
     cr_assert_str_eq(ra->data[0], "m9");
-    expect_empty(a);
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(b, rb), 10u);
+    pps_test_expect_empty(a);
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(b, rb), 10u);
     for (int i = 0; i < 10; i++) {
         snprintf(text, sizeof(text), "m%d", i);
         cr_assert_str_eq(rb->data[i], text);
@@ -632,10 +508,10 @@ Test(pubsub, receive_to_top_delivers_newest_only, .timeout = 30)
     cr_assert_eq(pps_sub_receive_to_top(a, 0, pps_test_collect, ra),
                  PPS_ECALLBACK);
     ra->refuse = 0;
-    cr_assert_eq(drain(a, ra), 1u);
+    cr_assert_eq(pps_test_drain(a, ra), 1u);
     cr_assert_str_eq(ra->data[1], "m12");
-    sink_del(ra);
-    sink_del(rb);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);
@@ -647,19 +523,19 @@ Test(pubsub, receive_to_top_on_empty_times_out, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_sub *a = sub_open(cfg, "a");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     int calls = 0;
-    cr_assert_eq(pps_sub_receive_to_top(a, 0, count_calls, &calls),
+    cr_assert_eq(pps_sub_receive_to_top(a, 0, pps_test_count_calls, &calls),
                  PPS_ETIMEDOUT);
     cr_assert_eq(calls, 0);
     /* A single pending message is the newest: delivered. */
-    pps_pub *pub = pub_open(cfg, "pub");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     send_str(pub, "only");
-    pps_test_sink *s = sink_new();
+    pps_test_sink *s = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive_to_top(a, 0, pps_test_collect, s), PPS_OK);
     cr_assert_str_eq(s->data[0], "only");
-    expect_empty(a);
-    sink_del(s);
+    pps_test_expect_empty(a);
+    pps_test_sink_del(s);
     pps_pub_close(pub);
     pps_sub_close(a);
     pps_config_free(cfg);
@@ -707,18 +583,18 @@ Test(pubsub, receive_batch_semantics, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_test_sink *s = sink_new();
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_test_sink *s = pps_test_sink_new();
     int calls = 0;
 
     /* max 0 is invalid, whether or not something is pending */
-    int rc = pps_sub_receive_batch(a, 0, 0, count_calls, &calls);
+    int rc = pps_sub_receive_batch(a, 0, 0, pps_test_count_calls, &calls);
     cr_assert_eq(rc, PPS_EINVAL);
     cr_assert_not_null(strstr(pps_last_error(), "max"), "%s",
                        pps_last_error());
     send_numbered(pub, 0, 5);
-    cr_assert_eq(pps_sub_receive_batch(a, 0, 0, count_calls, &calls),
+    cr_assert_eq(pps_sub_receive_batch(a, 0, 0, pps_test_count_calls, &calls),
                  PPS_EINVAL);
     cr_assert_eq(calls, 0);
 
@@ -770,11 +646,11 @@ Test(pubsub, receive_batch_semantics, .timeout = 30)
     }
 
     /* a batch waits for the first message like receive does */
-    int64_t t0 = mono_ms();
+    int64_t t0 = pps_test_mono_ms();
     cr_assert_eq(pps_sub_receive_batch(a, 10, 150, pps_test_collect, s),
                  PPS_ETIMEDOUT);
-    cr_assert_geq(mono_ms() - t0, 135);
-    sink_del(s);
+    cr_assert_geq(pps_test_mono_ms() - t0, 135);
+    pps_test_sink_del(s);
     pps_sub_close(a);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -787,21 +663,6 @@ static const char *const INTERNAL_NAMES[] = {
     "data_db", "pps.meta", "pps.data",    "pps.msg", "meta_db", "sub:x",
     "format",  "settings", "subscribers", "seq",     NULL};
 
-static void
-queue_usage(const pps_config *cfg, uint64_t *count)
-{
-    pps__env *e = NULL;
-    int rc = pps__env_acquire(&e, &cfg->queues[0], false);
-    cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
-    MDB_txn *txn = NULL;
-    cr_assert_eq(mdb_txn_begin(pps__env_get(e)->env, NULL, MDB_RDONLY, &txn),
-                 0);
-    uint64_t bytes = 0;
-    cr_assert_eq(pps__hwm_usage(e, txn, count, &bytes), PPS_OK);
-    mdb_txn_abort(txn);
-    pps__env_release(e);
-}
-
 Test(pubsub, subscriber_ids_like_internal_names, .timeout = 60)
 {
     enum { N = 20, S = 10 };
@@ -809,19 +670,17 @@ Test(pubsub, subscriber_ids_like_internal_names, .timeout = 60)
     pps_config *cfg = pps_test_simple(dir, INTERNAL_NAMES, NULL, NOSYNC);
     /* init again: still fine, nothing clashes */
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
-    pps_pub *pub = pub_open(cfg, "pub");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *subs[S];
     for (int s = 0; s < S; s++) {
-        subs[s] = sub_open(cfg, INTERNAL_NAMES[s]);
+        subs[s] = pps_test_sub_open(cfg, INTERNAL_NAMES[s]);
     }
     send_numbered(pub, 0, N);
-    uint64_t count = 0;
-    queue_usage(cfg, &count);
-    cr_assert_eq(count, (uint64_t)N);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, (uint64_t)N);
     uint64_t ids0[N];
     for (int s = 0; s < S; s++) {
-        pps_test_sink *sink = sink_new();
-        cr_assert_eq(drain(subs[s], sink), (size_t)N, "subscriber %s",
+        pps_test_sink *sink = pps_test_sink_new();
+        cr_assert_eq(pps_test_drain(subs[s], sink), (size_t)N, "subscriber %s",
                      INTERNAL_NAMES[s]);
         for (int i = 0; i < N; i++) {
             expect_numbered(sink, (size_t)i, i);
@@ -832,22 +691,22 @@ Test(pubsub, subscriber_ids_like_internal_names, .timeout = 60)
             }
         }
         check_ids_increasing(sink);
-        sink_del(sink);
-        queue_usage(cfg, &count);
+        pps_test_sink_del(sink);
         /* payloads stay until the last subscriber consumed them */
-        cr_assert_eq(count, s == S - 1 ? 0u : (uint64_t)N, "after %s",
+        cr_assert_eq(pps_test_queue_usage(cfg).count,
+                     s == S - 1 ? 0u : (uint64_t)N, "after %s",
                      INTERNAL_NAMES[s]);
     }
     /* the queue still works: settings, sequence and list intact */
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
-    pps_pub *pub2 = pub_open(cfg, "pub");
+    pps_pub *pub2 = pps_test_pub_open(cfg, "pub");
     send_str(pub2, "again");
     for (int s = 0; s < S; s++) {
-        pps_test_sink *sink = sink_new();
-        cr_assert_eq(drain(subs[s], sink), 1u);
+        pps_test_sink *sink = pps_test_sink_new();
+        cr_assert_eq(pps_test_drain(subs[s], sink), 1u);
         cr_assert_str_eq(sink->data[0], "again");
         cr_assert_gt(sink->ids[0], ids0[N - 1]);
-        sink_del(sink);
+        pps_test_sink_del(sink);
     }
     for (int s = 0; s < S; s++) {
         pps_sub_close(subs[s]);
@@ -906,7 +765,7 @@ Test(pubsub, uninitialized_queue_is_enotinit, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_config(dir, UNINIT_JSON);
-    char *qdir = path_in(dir, "q");
+    char *qdir = pps_test_path_in(dir, "q");
 
     pps_pub *p = (pps_pub *)(uintptr_t)1;
     int rc = pps_pub_open(&p, cfg, "pub");
@@ -926,7 +785,7 @@ Test(pubsub, uninitialized_queue_is_enotinit, .timeout = 30)
     struct stat st;
     cr_assert_neq(stat(qdir, &st), 0, "%s was created", qdir);
     cr_assert_eq(errno, ENOENT);
-    cr_assert_eq(dir_entries(dir), 1);
+    cr_assert_eq(pps_test_dir_entries(dir), 1u);
 
     /* an existing but empty directory is not a queue either, and stays
      * empty */
@@ -938,12 +797,13 @@ Test(pubsub, uninitialized_queue_is_enotinit, .timeout = 30)
     rc = pps_sub_open(&s, cfg, "a");
     cr_assert_eq(rc, PPS_ENOTINIT, "got %s: %s", pps_status_name(rc),
                  pps_last_error());
-    cr_assert_eq(dir_entries(qdir), 0, "files were created in %s", qdir);
+    cr_assert_eq(pps_test_dir_entries(qdir), 0u, "files were created in %s",
+                 qdir);
 
     /* after init, both open */
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
-    p = pub_open(cfg, "pub");
-    s = sub_open(cfg, "a");
+    p = pps_test_pub_open(cfg, "pub");
+    s = pps_test_sub_open(cfg, "a");
     pps_pub_close(p);
     pps_sub_close(s);
     free(qdir);
@@ -955,7 +815,7 @@ Test(pubsub, null_arguments, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
-    char *file = path_in(dir, "config.json");
+    char *file = pps_test_config_path(dir);
     int calls = 0;
 
     pps_config *c = (pps_config *)(uintptr_t)1;
@@ -986,31 +846,34 @@ Test(pubsub, null_arguments, .timeout = 30)
     cr_assert_eq(pps_sub_open(&s, cfg, NULL), PPS_EINVAL);
     cr_assert_null(s);
 
-    p = pub_open(cfg, "pub");
-    s = sub_open(cfg, "a");
+    p = pps_test_pub_open(cfg, "pub");
+    s = pps_test_sub_open(cfg, "a");
     pps_buf one = {"x", 1};
     cr_assert_eq(pps_pub_send(NULL, "x", 1), PPS_EINVAL);
     cr_assert_eq(pps_pub_send(p, NULL, 1), PPS_EINVAL);
     cr_assert_eq(pps_pub_send_many(NULL, &one, 1), PPS_EINVAL);
     cr_assert_eq(pps_pub_send_many(p, NULL, 1), PPS_EINVAL);
 
-    cr_assert_eq(pps_sub_receive(NULL, 0, count_calls, &calls), PPS_EINVAL);
+    cr_assert_eq(pps_sub_receive(NULL, 0, pps_test_count_calls, &calls),
+                 PPS_EINVAL);
     cr_assert_eq(pps_sub_receive(s, 0, NULL, &calls), PPS_EINVAL);
-    cr_assert_eq(pps_sub_receive_to_top(NULL, 0, count_calls, &calls),
+    cr_assert_eq(pps_sub_receive_to_top(NULL, 0, pps_test_count_calls, &calls),
                  PPS_EINVAL);
     cr_assert_eq(pps_sub_receive_to_top(s, 0, NULL, &calls), PPS_EINVAL);
-    cr_assert_eq(pps_sub_receive_batch(NULL, 1, 0, count_calls, &calls),
-                 PPS_EINVAL);
+    cr_assert_eq(
+        pps_sub_receive_batch(NULL, 1, 0, pps_test_count_calls, &calls),
+        PPS_EINVAL);
     cr_assert_eq(pps_sub_receive_batch(s, 1, 0, NULL, &calls), PPS_EINVAL);
 
     /* none of that sent anything or consumed anything */
-    cr_assert_eq(pps_sub_receive(s, 0, count_calls, &calls), PPS_ETIMEDOUT);
+    cr_assert_eq(pps_sub_receive(s, 0, pps_test_count_calls, &calls),
+                 PPS_ETIMEDOUT);
     send_str(p, "still here");
     /* a NULL callback does not consume a pending message either */
     cr_assert_eq(pps_sub_receive(s, 0, NULL, NULL), PPS_EINVAL);
     cr_assert_eq(pps_sub_receive_to_top(s, 0, NULL, NULL), PPS_EINVAL);
     cr_assert_eq(pps_sub_receive_batch(s, 1, 0, NULL, NULL), PPS_EINVAL);
-    cr_assert_eq(pps_sub_receive(s, 0, count_calls, &calls), PPS_OK);
+    cr_assert_eq(pps_sub_receive(s, 0, pps_test_count_calls, &calls), PPS_OK);
     cr_assert_eq(calls, 1);
 
     pps_pub_close(NULL);
@@ -1029,26 +892,24 @@ Test(pubsub, empty_messages, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
     cr_assert_eq(pps_pub_send(pub, NULL, 0), PPS_OK, "%s", pps_last_error());
     cr_assert_eq(pps_pub_send(pub, "ignored", 0), PPS_OK, "%s",
                  pps_last_error());
     send_str(pub, "x");
     for (pps_sub *s = a; s != NULL; s = s == a ? b : NULL) {
-        pps_test_sink *r = sink_new();
-        cr_assert_eq(drain(s, r), 3u);
+        pps_test_sink *r = pps_test_sink_new();
+        cr_assert_eq(pps_test_drain(s, r), 3u);
         cr_assert_eq(r->lens[0], 0u);
         cr_assert_eq(r->lens[1], 0u);
         cr_assert_eq(r->lens[2], 1u);
         cr_assert_str_eq(r->data[2], "x");
         check_ids_increasing(r);
-        sink_del(r);
+        pps_test_sink_del(r);
     }
-    uint64_t count = 1;
-    queue_usage(cfg, &count);
-    cr_assert_eq(count, 0u);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 0u);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);
@@ -1095,9 +956,9 @@ Test(pubsub, multi_megabyte_messages, .timeout = 120)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
-    pps_sub *b = sub_open(cfg, "b");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
     const size_t sizes[] = {8u << 20, (3u << 20) + 17, 8u << 20};
     unsigned char *buf = malloc(8u << 20);
     cr_assert_not_null(buf);
@@ -1118,7 +979,7 @@ Test(pubsub, multi_megabyte_messages, .timeout = 120)
             cr_assert_eq(c.bad, 0u, "message %u differs at byte %zu", m,
                          c.bad - 1);
         }
-        expect_empty(s);
+        pps_test_expect_empty(s);
     }
     pps_sub_close(a);
     pps_sub_close(b);
@@ -1133,12 +994,11 @@ Test(pubsub, handles_after_fork, .timeout = 60)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
-    pps_sub *a = sub_open(cfg, "a");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
     send_str(pub, "from parent");
 
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
+    pid_t pid = pps_test_fork();
     if (pid == 0) {
         alarm(30);
         int calls = 0;
@@ -1152,13 +1012,15 @@ Test(pubsub, handles_after_fork, .timeout = 60)
         if (pps_pub_send_many(pub, &one, 1) != PPS_EFORKED) {
             _exit(12);
         }
-        if (pps_sub_receive(a, 0, count_calls, &calls) != PPS_EFORKED) {
+        if (pps_sub_receive(a, 0, pps_test_count_calls, &calls) !=
+            PPS_EFORKED) {
             _exit(13);
         }
-        if (pps_sub_receive_to_top(a, 0, count_calls, &calls) != PPS_EFORKED) {
+        if (pps_sub_receive_to_top(a, 0, pps_test_count_calls, &calls) !=
+            PPS_EFORKED) {
             _exit(14);
         }
-        if (pps_sub_receive_batch(a, 4, 0, count_calls, &calls) !=
+        if (pps_sub_receive_batch(a, 4, 0, pps_test_count_calls, &calls) !=
             PPS_EFORKED) {
             _exit(15);
         }
@@ -1193,24 +1055,24 @@ Test(pubsub, handles_after_fork, .timeout = 60)
     pps_test_wait_ok(pid);
 
     /* the parent's handles still work and see the child's message */
-    pps_test_sink *ra = sink_new();
-    cr_assert_eq(drain(a, ra), 2u);
+    pps_test_sink *ra = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, ra), 2u);
     cr_assert_str_eq(ra->data[0], "from parent");
     cr_assert_str_eq(ra->data[1], "from child");
     check_ids_increasing(ra);
     send_str(pub, "parent again");
-    cr_assert_eq(drain(a, ra), 1u);
+    cr_assert_eq(pps_test_drain(a, ra), 1u);
     cr_assert_str_eq(ra->data[2], "parent again");
     cr_assert_gt(ra->ids[2], ra->ids[1]);
 
     /* b: the child consumed "from parent" */
-    pps_sub *b = sub_open(cfg, "b");
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(b, rb), 2u);
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(b, rb), 2u);
     cr_assert_str_eq(rb->data[0], "from child");
     cr_assert_str_eq(rb->data[1], "parent again");
-    sink_del(ra);
-    sink_del(rb);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(b);
     pps_sub_close(a);
     pps_pub_close(pub);
@@ -1261,8 +1123,9 @@ sub_thread(void *arg)
     sub_job *j = arg;
     pps_sub *s = NULL;
     j->rc = pps_sub_open(&s, j->cfg, j->id);
-    int64_t deadline = mono_ms() + 100000;
-    while (j->rc == PPS_OK && j->sink->n < T_TOTAL && mono_ms() < deadline) {
+    int64_t deadline = pps_test_mono_ms() + 100000;
+    while (j->rc == PPS_OK && j->sink->n < T_TOTAL &&
+           pps_test_mono_ms() < deadline) {
         int got = pps_sub_receive_batch(s, 37, 200, pps_test_collect, j->sink);
         if (got < 0 && got != PPS_ETIMEDOUT) {
             j->rc = got;
@@ -1273,7 +1136,7 @@ sub_thread(void *arg)
     } else {
         /* nothing beyond the expected messages */
         int extra = 0;
-        int rc = pps_sub_receive(s, 0, count_calls, &extra);
+        int rc = pps_sub_receive(s, 0, pps_test_count_calls, &extra);
         if (rc != PPS_ETIMEDOUT) {
             j->rc = rc == PPS_OK ? 1 : rc;
         }
@@ -1288,8 +1151,8 @@ Test(pubsub, threads_publish_and_receive_concurrently, .timeout = 180)
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NOSYNC);
     pthread_t pt[T_PUBS], st[2];
     pub_job pj[T_PUBS];
-    sub_job sj[2] = {{cfg, "a", sink_new(), 0, ""},
-                     {cfg, "b", sink_new(), 0, ""}};
+    sub_job sj[2] = {{cfg, "a", pps_test_sink_new(), 0, ""},
+                     {cfg, "b", pps_test_sink_new(), 0, ""}};
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(pthread_create(&st[i], NULL, sub_thread, &sj[i]), 0);
     }
@@ -1333,11 +1196,9 @@ Test(pubsub, threads_publish_and_receive_concurrently, .timeout = 180)
         cr_assert_eq(sj[0].sink->ids[m], sj[1].sink->ids[m]);
         cr_assert_str_eq(sj[0].sink->data[m], sj[1].sink->data[m]);
     }
-    uint64_t count = 1;
-    queue_usage(cfg, &count);
-    cr_assert_eq(count, 0u);
-    sink_del(sj[0].sink);
-    sink_del(sj[1].sink);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 0u);
+    pps_test_sink_del(sj[0].sink);
+    pps_test_sink_del(sj[1].sink);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }
@@ -1348,7 +1209,7 @@ Test(pubsub, late_subscriber_gets_only_later_messages, .timeout = 60)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg1 = pps_test_simple(dir, SUB_A, NULL, NULL);
-    pps_pub *pub = pub_open(cfg1, "pub");
+    pps_pub *pub = pps_test_pub_open(cfg1, "pub");
     send_numbered(pub, 0, 3);
 
     /* re-init with one more subscriber: a keeps its pending messages */
@@ -1357,12 +1218,12 @@ Test(pubsub, late_subscriber_gets_only_later_messages, .timeout = 60)
     /* the publisher opened before the change sends to b as well */
     send_numbered(pub, 3, 5);
 
-    pps_sub *a = sub_open(cfg2, "a");
-    pps_sub *b = sub_open(cfg2, "b");
-    pps_test_sink *ra = sink_new();
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(a, ra), 5u);
-    cr_assert_eq(drain(b, rb), 2u);
+    pps_sub *a = pps_test_sub_open(cfg2, "a");
+    pps_sub *b = pps_test_sub_open(cfg2, "b");
+    pps_test_sink *ra = pps_test_sink_new();
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, ra), 5u);
+    cr_assert_eq(pps_test_drain(b, rb), 2u);
     for (int i = 0; i < 5; i++) {
         expect_numbered(ra, (size_t)i, i);
     }
@@ -1370,11 +1231,9 @@ Test(pubsub, late_subscriber_gets_only_later_messages, .timeout = 60)
     expect_numbered(rb, 1, 4);
     cr_assert_eq(rb->ids[0], ra->ids[3]);
     cr_assert_eq(rb->ids[1], ra->ids[4]);
-    uint64_t count = 1;
-    queue_usage(cfg2, &count);
-    cr_assert_eq(count, 0u);
-    sink_del(ra);
-    sink_del(rb);
+    cr_assert_eq(pps_test_queue_usage(cfg2).count, 0u);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_pub_close(pub);
@@ -1388,7 +1247,7 @@ Test(pubsub, subscriber_removed_from_config_is_kept, .timeout = 60)
     static const char *const SUB_B[] = {"b", NULL};
     char *dir = pps_test_tmpdir();
     pps_config *cfg_ab = pps_test_simple(dir, SUB_AB, NULL, NULL);
-    pps_pub *pub = pub_open(cfg_ab, "pub");
+    pps_pub *pub = pps_test_pub_open(cfg_ab, "pub");
     send_numbered(pub, 0, 2);
     pps_pub_close(pub);
 
@@ -1397,23 +1256,23 @@ Test(pubsub, subscriber_removed_from_config_is_kept, .timeout = 60)
     pps_sub *s = (pps_sub *)(uintptr_t)1;
     cr_assert_eq(pps_sub_open(&s, cfg_b, "a"), PPS_ENOTFOUND);
     cr_assert_null(s);
-    pub = pub_open(cfg_b, "pub");
+    pub = pps_test_pub_open(cfg_b, "pub");
     send_numbered(pub, 2, 3);
     pps_pub_close(pub);
 
     /* with a config naming a, all its messages are there */
-    pps_sub *a = sub_open(cfg_ab, "a");
-    pps_sub *b = sub_open(cfg_b, "b");
-    pps_test_sink *ra = sink_new();
-    pps_test_sink *rb = sink_new();
-    cr_assert_eq(drain(a, ra), 3u);
-    cr_assert_eq(drain(b, rb), 3u);
+    pps_sub *a = pps_test_sub_open(cfg_ab, "a");
+    pps_sub *b = pps_test_sub_open(cfg_b, "b");
+    pps_test_sink *ra = pps_test_sink_new();
+    pps_test_sink *rb = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, ra), 3u);
+    cr_assert_eq(pps_test_drain(b, rb), 3u);
     for (int i = 0; i < 3; i++) {
         expect_numbered(ra, (size_t)i, i);
         expect_numbered(rb, (size_t)i, i);
     }
-    sink_del(ra);
-    sink_del(rb);
+    pps_test_sink_del(ra);
+    pps_test_sink_del(rb);
     pps_sub_close(a);
     pps_sub_close(b);
     pps_config_free(cfg_ab);
@@ -1434,23 +1293,21 @@ Test(pubsub, long_and_odd_subscriber_ids, .timeout = 30)
     enum { S = 8 };
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, ids, NULL, NULL);
-    pps_pub *pub = pub_open(cfg, "pub");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
     send_numbered(pub, 0, 3);
     for (int s = 0; s < S; s++) {
-        pps_sub *sub = sub_open(cfg, ids[s]);
-        pps_test_sink *r = sink_new();
-        cr_assert_eq(drain(sub, r), 3u, "subscriber '%s'", ids[s]);
+        pps_sub *sub = pps_test_sub_open(cfg, ids[s]);
+        pps_test_sink *r = pps_test_sink_new();
+        cr_assert_eq(pps_test_drain(sub, r), 3u, "subscriber '%s'", ids[s]);
         for (int i = 0; i < 3; i++) {
             expect_numbered(r, (size_t)i, i);
         }
-        sink_del(r);
+        pps_test_sink_del(r);
         pps_sub_close(sub);
     }
-    uint64_t count = 1;
-    queue_usage(cfg, &count);
-    cr_assert_eq(count, 0u);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 0u);
     /* nothing was created outside the queue directory */
-    cr_assert_eq(dir_entries(dir), 2, "expected config.json and q/");
+    cr_assert_eq(pps_test_dir_entries(dir), 2u, "expected config.json and q/");
     pps_pub_close(pub);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
@@ -1462,26 +1319,26 @@ Test(pubsub, handle_churn_releases_reader_slots, .timeout = 60)
     pps_config *cfg =
         pps_test_simple(dir, SUB_A, NULL, "\"max_reader_num\": 8, " NOSYNC);
     /* keeps the environment open, so leaked slots would accumulate */
-    pps_pub *keep = pub_open(cfg, "pub");
+    pps_pub *keep = pps_test_pub_open(cfg, "pub");
     for (int i = 0; i < 200; i++) {
-        pps_pub *p = pub_open(cfg, "pub");
-        pps_sub *s = sub_open(cfg, "a");
+        pps_pub *p = pps_test_pub_open(cfg, "pub");
+        pps_sub *s = pps_test_sub_open(cfg, "a");
         char text[32];
         snprintf(text, sizeof(text), "n%d", i);
         send_str(p, text);
-        pps_test_sink *r = sink_new();
+        pps_test_sink *r = pps_test_sink_new();
         int rc = pps_sub_receive(s, 0, pps_test_collect, r);
         cr_assert_eq(rc, PPS_OK, "round %d: %s: %s", i, pps_status_name(rc),
                      pps_last_error());
         cr_assert_str_eq(r->data[0], text);
-        sink_del(r);
+        pps_test_sink_del(r);
         pps_sub_close(s);
         pps_pub_close(p);
     }
     /* several subscriber handles at once (each holds a reader slot) */
     pps_sub *many[4];
     for (int i = 0; i < 4; i++) {
-        many[i] = sub_open(cfg, "a");
+        many[i] = pps_test_sub_open(cfg, "a");
     }
     for (int i = 0; i < 4; i++) {
         pps_sub_close(many[i]);
@@ -1500,18 +1357,18 @@ Test(pubsub, one_queue_through_two_spellings_of_its_path, .timeout = 30)
              " \"a\": {\"in_queue\": \"other\"},"
              " \"queues\": {\"other\": {\"path\": \"./q/\", "
              "\"max_db_size_bytes\": 268435456, \"subscribers\": [\"a\"]}}}");
-    pps_pub *pub = pub_open(cfg_b, "pub");
-    pps_sub *sub = sub_open(cfg_a, "a");
+    pps_pub *pub = pps_test_pub_open(cfg_b, "pub");
+    pps_sub *sub = pps_test_sub_open(cfg_a, "a");
     send_str(pub, "one");
-    pps_test_sink *r = sink_new();
+    pps_test_sink *r = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, r), PPS_OK);
     /* closing the handle of one spelling leaves the other working */
     pps_pub_close(pub);
-    pps_pub *pub2 = pub_open(cfg_a, "pub");
+    pps_pub *pub2 = pps_test_pub_open(cfg_a, "pub");
     send_str(pub2, "two");
     cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, r), PPS_OK);
     pps_sub_close(sub);
-    sub = sub_open(cfg_b, "a");
+    sub = pps_test_sub_open(cfg_b, "a");
     send_str(pub2, "three");
     cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, r), PPS_OK);
     cr_assert_eq(r->n, 3u);
@@ -1519,7 +1376,7 @@ Test(pubsub, one_queue_through_two_spellings_of_its_path, .timeout = 30)
     cr_assert_str_eq(r->data[1], "two");
     cr_assert_str_eq(r->data[2], "three");
     check_ids_increasing(r);
-    sink_del(r);
+    pps_test_sink_del(r);
     pps_sub_close(sub);
     pps_pub_close(pub2);
     pps_config_free(cfg_a);
