@@ -47,6 +47,35 @@ struct pps__env {
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* getpid() is a system call (glibc stopped caching it): the hot paths ask
+ * pps__pid(), which caches it and forgets it in a fork()ed child. */
+static _Atomic pid_t cached_pid;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+forget_pid(void)
+{
+    cached_pid = 0;
+}
+
+static void
+register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, forget_pid);
+}
+
+pid_t
+pps__pid(void)
+{
+    pid_t pid = cached_pid;
+    if (pid == 0) {
+        pthread_once(&atfork_once, register_atfork);
+        pid = getpid();
+        cached_pid = pid;
+    }
+    return pid;
+}
 static pps__env *registry;
 
 static unsigned
@@ -292,7 +321,7 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
     struct stat st;
     pps__env *e = NULL;
     int status;
-    pid_t pid = getpid();
+    pid_t pid = pps__pid();
 
     *out = NULL;
     pthread_mutex_lock(&registry_lock);
@@ -367,7 +396,7 @@ fail:
 void
 pps__env_release(pps__env *e)
 {
-    if (e == NULL || e->pid != getpid()) {
+    if (e == NULL || e->pid != pps__pid()) {
         return;
     }
     pthread_mutex_lock(&registry_lock);

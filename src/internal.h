@@ -156,6 +156,8 @@ int pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create);
  * reference taken in a parent process is ignored in a child after fork(). */
 void pps__env_release(pps__env *e);
 const pps__env_view *pps__env_get(const pps__env *e);
+/* getpid(), cached (and reset in a fork()ed child). */
+pid_t pps__pid(void);
 
 /* Checks, with plain reads, that <dir>/data.mdb is an LMDB file at least as
  * long as its newest committed state (datafile.c); *size gets its size.

@@ -97,7 +97,7 @@ pps_pub_open(pps_pub **out, const pps_config *cfg, const char *pub_id)
     if (pub == NULL) {
         return pps__err(PPS_ENOMEM, "out of memory");
     }
-    pub->pid = getpid();
+    pub->pid = pps__pid();
     pub->cfg = cfg;
     pub->comp = c;
     pub->gen = STALE_GEN;
@@ -257,7 +257,7 @@ prune_alone(pps_pub *pub)
 static int
 send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
 {
-    if (pub->pid != getpid()) {
+    if (pub->pid != pps__pid()) {
         return pps__err(PPS_EFORKED, "publisher handle opened by process %ld "
                         "used in process %ld after fork(); open a new one",
                         (long)pub->pid, (long)getpid());

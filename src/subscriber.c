@@ -58,7 +58,7 @@ pps_sub_open(pps_sub **out, const pps_config *cfg, const char *sub_id)
         free(sub);
         return pps__err(PPS_ENOMEM, "out of memory");
     }
-    sub->pid = getpid();
+    sub->pid = pps__pid();
     MDB_txn *txn = NULL;
     int status = pps__env_acquire(&sub->env, &cfg->queues[c->in_queue], false);
     if (status == PPS_OK) {
@@ -104,7 +104,7 @@ pps_sub_close(pps_sub *sub)
     if (sub == NULL) {
         return;
     }
-    if (sub->pid == getpid()) {
+    if (sub->pid == pps__pid()) {
         if (sub->rcur != NULL) {
             mdb_cursor_close(sub->rcur);
         }
@@ -125,7 +125,7 @@ check_handle(const pps_sub *sub, pps_receive_fn fn, const char *what)
         return pps__err(PPS_EINVAL, "%s: %s is NULL", what,
                         sub == NULL ? "sub" : "fn");
     }
-    if (sub->pid != getpid()) {
+    if (sub->pid != pps__pid()) {
         return pps__err(PPS_EFORKED, "subscriber handle opened by process %ld "
                         "used in process %ld after fork(); open a new one",
                         (long)sub->pid, (long)getpid());

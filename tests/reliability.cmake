@@ -39,3 +39,10 @@ if(NOT PPS_SANITIZE)
   set_tests_properties(static_analysis PROPERTIES TIMEOUT 300
       SKIP_RETURN_CODE 77)
 endif()
+
+# A smoke run of the benchmark (tiny sizes, one repetition) keeps it
+# working; the figures come from the full run only (docs/performance.rst).
+if(TARGET pps-bench)
+  add_test(NAME bench_smoke COMMAND pps-bench --quick)
+  set_tests_properties(bench_smoke PROPERTIES TIMEOUT 300)
+endif()

@@ -1,0 +1,430 @@
+/*
+ * The baseline: the plain design a user would write directly against LMDB,
+ * with the same layout as persipubsub and one transaction per operation.
+ *
+ *   meta    "seq" -> next id (uint64)
+ *   data    id -> payload                       (MDB_INTEGERKEY)
+ *   msg     id -> {publish time, pending count}  (MDB_INTEGERKEY)
+ *   sub:N   id -> "" per undelivered message     (MDB_INTEGERKEY)
+ *
+ * A send is one write transaction: read the sequence, put the payload, the
+ * metadata and the id into every subscriber database (plain puts), write the
+ * sequence, commit. A batch is the same with many messages in the
+ * transaction. A subscriber polls: one write transaction per attempt takes
+ * the first id of its database, reads payload and metadata, hands the
+ * payload to the callback, deletes the id and decrements the pending count
+ * (deleting the message at zero), and commits; when the database is empty
+ * it aborts and sleeps 50 us. The environment has LMDB's default flags (no
+ * MDB_WRITEMAP): every commit syncs for the durable variant, none does with
+ * MDB_NOSYNC for the relaxed one.
+ */
+#include "bench.h"
+
+#include <lmdb.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POLL_NS 50000
+
+typedef struct base_env {
+    MDB_env *env;
+    MDB_dbi meta, data, msg;
+    MDB_dbi subs[BENCH_MAX_SUBS];
+    int n_subs;
+} base_env;
+
+typedef struct base_meta {
+    int64_t published_ns;
+    uint32_t pending;
+    uint32_t reserved;
+} base_meta;
+
+typedef struct base_sub {
+    uint64_t count;
+    int bad;
+    int latency;
+} base_sub;
+
+static const char seq_key[] = "seq";
+
+static int
+lmdb_fail(const char *what, int rc)
+{
+    bench_fail("baseline: %s: %s", what, mdb_strerror(rc));
+    return -1;
+}
+
+static void
+base_close(base_env *b)
+{
+    if (b->env != NULL) {
+        mdb_env_close(b->env);
+        b->env = NULL;
+    }
+}
+
+static int
+base_open(base_env *b, const char *dir, int durable, size_t mapsize,
+          int n_subs)
+{
+    MDB_txn *txn;
+    memset(b, 0, sizeof(*b));
+    b->n_subs = n_subs;
+    int rc = mdb_env_create(&b->env);
+    if (rc != 0) {
+        b->env = NULL;
+        return lmdb_fail("mdb_env_create", rc);
+    }
+    rc = mdb_env_set_maxdbs(b->env, 8);
+    if (rc == 0) {
+        rc = mdb_env_set_mapsize(b->env, mapsize);
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(b->env, dir, durable ? 0 : MDB_NOSYNC, 0600);
+    }
+    if (rc == 0) {
+        rc = mdb_txn_begin(b->env, NULL, 0, &txn);
+    }
+    if (rc != 0) {
+        base_close(b);
+        return lmdb_fail("open environment", rc);
+    }
+    const unsigned ik = MDB_CREATE | MDB_INTEGERKEY;
+    rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &b->meta);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "data", ik, &b->data);
+    }
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "msg", ik, &b->msg);
+    }
+    for (int i = 0; i < n_subs && rc == 0; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "sub:%d", i);
+        rc = mdb_dbi_open(txn, name, ik, &b->subs[i]);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        base_close(b);
+        return lmdb_fail("open databases", rc);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        base_close(b);
+        return lmdb_fail("commit databases", rc);
+    }
+    return 0;
+}
+
+static int64_t
+realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Publishes bufs[0..k) (BENCH_MSG_SIZE each) in one transaction. */
+static int
+base_send(base_env *b, const unsigned char *bufs, size_t k)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(b->env, NULL, 0, &txn);
+    if (rc != 0) {
+        return lmdb_fail("begin send", rc);
+    }
+    uint64_t next = 1;
+    MDB_val sk = {sizeof(seq_key) - 1, (void *)(uintptr_t)seq_key};
+    MDB_val sv;
+    rc = mdb_get(txn, b->meta, &sk, &sv);
+    if (rc == 0 && sv.mv_size == sizeof(next)) {
+        memcpy(&next, sv.mv_data, sizeof(next));
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+    base_meta meta = {.published_ns = realtime_ns(),
+                      .pending = (uint32_t)b->n_subs};
+    for (size_t j = 0; j < k && rc == 0; j++) {
+        uint64_t id = next++;
+        MDB_val key = {sizeof(id), &id};
+        MDB_val val = {BENCH_MSG_SIZE,
+                       (void *)(uintptr_t)(bufs + j * BENCH_MSG_SIZE)};
+        MDB_val mv = {sizeof(meta), &meta};
+        MDB_val empty = {0, NULL};
+        rc = mdb_put(txn, b->data, &key, &val, 0);
+        if (rc == 0) {
+            rc = mdb_put(txn, b->msg, &key, &mv, 0);
+        }
+        for (int s = 0; s < b->n_subs && rc == 0; s++) {
+            rc = mdb_put(txn, b->subs[s], &key, &empty, 0);
+        }
+    }
+    if (rc == 0) {
+        sv.mv_size = sizeof(next);
+        sv.mv_data = &next;
+        rc = mdb_put(txn, b->meta, &sk, &sv, 0);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_fail("send", rc);
+    }
+    rc = mdb_txn_commit(txn);
+    return rc == 0 ? 0 : lmdb_fail("commit send", rc);
+}
+
+static void
+on_message(base_sub *s, const MDB_val *data)
+{
+    int64_t now = bench_now_ns(); /* first thing: the "callback" is entered */
+    bench_shm *shm = bench_shm_get();
+    if (data->mv_size != BENCH_MSG_SIZE ||
+        bench_payload_seq(data->mv_data) != s->count) {
+        s->bad = 1;
+        return;
+    }
+    if (s->latency && s->count < shm->cap_samples) {
+        shm->samples[s->count] = now - bench_payload_ts(data->mv_data);
+    }
+    s->count++;
+}
+
+/* One poll: consumes the first pending message of subscriber idx, if any,
+ * in one write transaction. *got says whether there was one. */
+static int
+base_take(base_env *b, int idx, base_sub *s, int *got)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    MDB_val key, val, data, mv;
+    *got = 0;
+    int rc = mdb_txn_begin(b->env, NULL, 0, &txn);
+    if (rc != 0) {
+        return lmdb_fail("begin receive", rc);
+    }
+    rc = mdb_cursor_open(txn, b->subs[idx], &cur);
+    if (rc == 0) {
+        rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+    }
+    if (rc == MDB_NOTFOUND) {
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        return 0;
+    }
+    if (rc == 0) {
+        rc = mdb_get(txn, b->data, &key, &data);
+    }
+    if (rc == 0) {
+        rc = mdb_get(txn, b->msg, &key, &mv);
+    }
+    base_meta meta;
+    if (rc == 0 && mv.mv_size == sizeof(meta)) {
+        memcpy(&meta, mv.mv_data, sizeof(meta));
+        on_message(s, &data);
+        uint64_t id;
+        memcpy(&id, key.mv_data, sizeof(id));
+        MDB_val k = {sizeof(id), &id};
+        rc = mdb_cursor_del(cur, 0);
+        if (rc == 0 && --meta.pending > 0) {
+            mv.mv_size = sizeof(meta);
+            mv.mv_data = &meta;
+            rc = mdb_put(txn, b->msg, &k, &mv, 0);
+        } else if (rc == 0) {
+            rc = mdb_del(txn, b->msg, &k, NULL);
+            if (rc == 0) {
+                rc = mdb_del(txn, b->data, &k, NULL);
+            }
+        }
+    } else if (rc == 0) {
+        rc = MDB_CORRUPTED;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return lmdb_fail("receive", rc);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        return lmdb_fail("commit receive", rc);
+    }
+    *got = 1;
+    return 0;
+}
+
+static int
+flow_publisher(const bench_flow *f)
+{
+    bench_shm *shm = bench_shm_get();
+    base_env b;
+    unsigned char *bufs = malloc(f->pub_batch * BENCH_MSG_SIZE);
+    int rc = -1;
+    if (bufs == NULL) {
+        bench_fail("baseline: out of memory");
+        return -1;
+    }
+    if (base_open(&b, f->dir, f->durable, (size_t)1 << 30, f->n_subs) != 0) {
+        free(bufs);
+        return -1;
+    }
+    bench_child_ready();
+    int64_t start = bench_now_ns();
+    int64_t next = start;
+    shm->pub_start_ns = start;
+    for (size_t i = 0; i < f->n; i += f->pub_batch) {
+        size_t k = f->n - i < f->pub_batch ? f->n - i : f->pub_batch;
+        if (f->interval_ns > 0) {
+            bench_sleep_until(next);
+            next += f->interval_ns;
+        }
+        int64_t ts = f->latency ? bench_now_ns() : 0;
+        for (size_t j = 0; j < k; j++) {
+            bench_payload(bufs + j * BENCH_MSG_SIZE, i + j, ts);
+        }
+        if (base_send(&b, bufs, k) != 0) {
+            goto done;
+        }
+        if (f->latency && i < shm->cap_samples) {
+            shm->sends[i] = bench_now_ns() - ts;
+            shm->n_sends = i + 1;
+        }
+    }
+    shm->pub_end_ns = bench_now_ns();
+    rc = 0;
+done:
+    base_close(&b);
+    free(bufs);
+    return rc;
+}
+
+static int
+flow_subscriber(const bench_flow *f, int idx)
+{
+    bench_shm *shm = bench_shm_get();
+    base_env b;
+    base_sub s = {.latency = f->latency && idx == 0};
+    if (base_open(&b, f->dir, f->durable, (size_t)1 << 30, f->n_subs) != 0) {
+        return -1;
+    }
+    bench_child_ready();
+    int64_t idle_since = 0;
+    while (s.count < f->n) {
+        int got;
+        if (base_take(&b, idx, &s, &got) != 0) {
+            base_close(&b);
+            return -1;
+        }
+        if (got) {
+            idle_since = 0;
+            continue;
+        }
+        int64_t now = bench_now_ns();
+        if (idle_since == 0) {
+            idle_since = now;
+        } else if (now - idle_since > (int64_t)BENCH_RECV_TIMEOUT_MS * 1000000) {
+            bench_fail("baseline: sub%d got no message for %d ms", idx,
+                       BENCH_RECV_TIMEOUT_MS);
+            base_close(&b);
+            return -1;
+        }
+        bench_sleep_ns(POLL_NS);
+    }
+    shm->sub_end_ns[idx] = bench_now_ns();
+    shm->sub_count[idx] = s.count;
+    if (s.latency) {
+        shm->n_samples = s.count < shm->cap_samples ? s.count
+                                                    : shm->cap_samples;
+    }
+    base_close(&b);
+    if (s.bad) {
+        bench_fail("baseline: sub%d got a message out of order", idx);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+flow_role(int role, void *arg)
+{
+    const bench_flow *f = arg;
+    return role == 0 ? flow_publisher(f) : flow_subscriber(f, role - 1);
+}
+
+int
+base_flow(const bench_flow *f)
+{
+    base_env b;
+    /* Create the environment and its databases before the roles start. */
+    if (base_open(&b, f->dir, f->durable, (size_t)1 << 30, f->n_subs) != 0) {
+        return -1;
+    }
+    base_close(&b);
+    return bench_run(1 + f->n_subs, flow_role, (void *)(uintptr_t)f, 900);
+}
+
+static int
+timed_sends(base_env *b, const bench_backlog *bl, size_t from, uint64_t *seq)
+{
+    bench_shm *shm = bench_shm_get();
+    unsigned char buf[BENCH_MSG_SIZE];
+    for (size_t i = 0; i < bl->sends; i++) {
+        bench_payload(buf, (*seq)++, 0);
+        int64_t t0 = bench_now_ns();
+        int rc = base_send(b, buf, 1);
+        shm->samples[from + i] = bench_now_ns() - t0;
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+backlog_role(int role, void *arg)
+{
+    const bench_backlog *bl = arg;
+    bench_shm *shm = bench_shm_get();
+    enum { BATCH = 1000 };
+    base_env b;
+    uint64_t seq = 0;
+    int rc = -1;
+    (void)role;
+    unsigned char *bufs = malloc((size_t)BATCH * BENCH_MSG_SIZE);
+    if (bufs == NULL) {
+        return -1;
+    }
+    if (base_open(&b, bl->dir, 0, (size_t)4 << 30, 2) != 0) {
+        free(bufs);
+        return -1;
+    }
+    bench_child_ready();
+    if (timed_sends(&b, bl, 0, &seq) != 0) {
+        goto done;
+    }
+    int64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < bl->backlog; i += BATCH) {
+        size_t k = bl->backlog - i < BATCH ? bl->backlog - i : BATCH;
+        for (size_t j = 0; j < k; j++) {
+            bench_payload(bufs + j * BENCH_MSG_SIZE, seq++, 0);
+        }
+        if (base_send(&b, bufs, k) != 0) {
+            goto done;
+        }
+    }
+    shm->fill_ns = bench_now_ns() - t0;
+    if (timed_sends(&b, bl, bl->sends, &seq) != 0) {
+        goto done;
+    }
+    shm->n_samples = 2 * bl->sends;
+    rc = 0;
+done:
+    base_close(&b);
+    free(bufs);
+    return rc;
+}
+
+int
+base_backlog(const bench_backlog *bl)
+{
+    return bench_run(1, backlog_role, (void *)(uintptr_t)bl, 900);
+}

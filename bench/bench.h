@@ -1,0 +1,162 @@
+/*
+ * pps-bench: what the files of bench/ share.
+ *
+ * The benchmark runs every workload in separate processes (a publisher and
+ * one or two subscribers, forked from the driver), once against
+ * persipubsub's public API (pps_side.c), once against a plain LMDB design
+ * written here (baseline.c), and for the latency workload also through a
+ * pipe (floor.c), the kernel's floor for one process telling another.
+ *
+ * Children report through one anonymous shared mapping (bench_shm) created
+ * before the first fork: times are CLOCK_MONOTONIC, which is system-wide, so
+ * a publisher's start and a subscriber's end can be subtracted.
+ */
+#ifndef PPS_BENCH_H
+#define PPS_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BENCH_MAX_SUBS 2
+#define BENCH_MSG_SIZE 128
+/* How long a subscriber waits for the next message before it gives up. */
+#define BENCH_RECV_TIMEOUT_MS 30000
+
+/* Written by the children, read by the driver after they exited. */
+typedef struct bench_shm {
+    int64_t pub_start_ns;
+    int64_t pub_end_ns;
+    int64_t sub_end_ns[BENCH_MAX_SUBS];
+    uint64_t sub_count[BENCH_MAX_SUBS];
+    int64_t fill_ns; /* W4: time to fill the backlog */
+    size_t n_samples;
+    size_t cap_samples;
+    size_t n_sends;
+    int64_t *sends;    /* W3: the publisher's send calls, ns (cap_samples) */
+    int64_t samples[]; /* latencies (W3) or single-send times (W4), ns */
+} bench_shm;
+
+/* One flow of messages: W1, W2 and W3. */
+typedef struct bench_flow {
+    const char *dir;      /* a fresh, empty directory for the queue */
+    size_t n;             /* messages to send */
+    size_t pub_batch;     /* 1: one send per message; else send_many */
+    size_t sub_batch;     /* 1: receive; else receive_batch with this max */
+    int durable;          /* 1: sync per commit, 0: no sync */
+    int n_subs;           /* 1 or 2 subscriber processes */
+    int64_t interval_ns;  /* pace of the publisher; 0: as fast as it can */
+    int latency;          /* 1: subscriber 0 records one-way latencies */
+} bench_flow;
+
+/* W4: single sends into an empty queue and into a deep backlog. */
+typedef struct bench_backlog {
+    const char *dir;
+    size_t backlog; /* undelivered messages to fill in before the 2nd round */
+    size_t sends;   /* timed single sends per round */
+} bench_backlog;
+
+/* ---- results (main.c measures, report.c prints) ------------------------- */
+
+enum bench_impl { IMPL_PPS, IMPL_BASE, IMPL_PIPE, N_IMPL };
+enum bench_target { T_NONE, T_RATIO_GE, T_RATIO_LE, T_VALUE_LE };
+#define BENCH_MAX_REPS 15
+
+/* One figure: its runs per implementation and its target. */
+typedef struct bench_metric {
+    const char *workload;
+    const char *name;
+    const char *unit;
+    enum bench_target tkind; /* ratio persipubsub/baseline, or own value */
+    double target;
+    int worst_of_runs; /* aggregate by the maximum instead of the median */
+    double runs[N_IMPL][BENCH_MAX_REPS];
+    size_t n_runs[N_IMPL];
+} bench_metric;
+
+/* What the report says about the run itself. */
+typedef struct bench_report {
+    size_t n, n_sync, n_batch, backlog, w4_sends;
+    double w3_secs;
+    int reps;
+    int quick;
+    double seconds;
+    double load_before[3], load_after[3];
+    /* CPUs kept busy by other programs during the run, on average: the
+     * machine's busy time (/proc/stat) minus this program's own. */
+    double foreign_cpus;
+} bench_report;
+
+/* A snapshot of the machine's and this program's CPU time. */
+typedef struct bench_cpu {
+    double busy_s; /* all CPUs, from /proc/stat; negative if unknown */
+    double own_s;  /* this process and its waited-for children */
+    int64_t wall_ns;
+} bench_cpu;
+void bench_cpu_snapshot(bench_cpu *out);
+/* Average CPUs used by other programs between two snapshots. */
+double bench_cpu_foreign(const bench_cpu *a, const bench_cpu *b);
+
+extern const char *const bench_impl_name[N_IMPL];
+
+/* The median of the runs (or their maximum); NAN if there are none. */
+double bench_metric_value(const bench_metric *m, int impl);
+/* Reads the load average into r->load_before / load_after. */
+void bench_load(double out[3]);
+void bench_print_table(const bench_metric *ms, size_t n,
+                       const bench_report *r);
+int bench_write_json(const char *path, const bench_metric *ms, size_t n,
+                     const bench_report *r);
+
+/* ---- util.c --------------------------------------------------------------- */
+
+int64_t bench_now_ns(void);
+/* Sleeps until the CLOCK_MONOTONIC time `at_ns`. */
+void bench_sleep_until(int64_t at_ns);
+void bench_sleep_ns(int64_t ns);
+/* Prints "pps-bench: " and the message to stderr. */
+void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The shared mapping, created once by bench_shm_init(). */
+bench_shm *bench_shm_get(void);
+int bench_shm_init(size_t cap_samples);
+void bench_shm_reset(void);
+
+/*
+ * Forks n children running fn(role, arg) with role 0..n-1. Each child calls
+ * bench_child_ready() once it has opened what it needs; that returns when
+ * every child is ready, so timing starts with all of them in place. A child
+ * returns 0 on success. Waits for all of them (killing them after
+ * timeout_s); returns 0 if every child exited with status 0.
+ */
+typedef int (*bench_child_fn)(int role, void *arg);
+int bench_run(int n, bench_child_fn fn, void *arg, int timeout_s);
+void bench_child_ready(void);
+
+/* Creates dir (and its parents' last component only) with mode 0700. */
+int bench_mkdir(const char *dir);
+/* rm -rf: removes dir and everything below it. */
+int bench_rmtree(const char *dir);
+
+/* Statistics on plain arrays (the arrays get sorted). */
+double bench_median(double *v, size_t n);
+int64_t bench_percentile(int64_t *v, size_t n, double p);
+
+/* Fills a 128-byte payload: the sequence number, then a timestamp. */
+void bench_payload(unsigned char *buf, uint64_t seq, int64_t ts_ns);
+uint64_t bench_payload_seq(const void *buf);
+int64_t bench_payload_ts(const void *buf);
+
+/* ---- the three implementations ------------------------------------------- */
+
+/* persipubsub (pps_side.c), through its public API only. */
+int pps_flow(const bench_flow *f);
+int pps_backlog(const bench_backlog *b);
+
+/* The plain LMDB design (baseline.c). */
+int base_flow(const bench_flow *f);
+int base_backlog(const bench_backlog *b);
+
+/* The pipe between two processes (floor.c): latency only. */
+int floor_flow(const bench_flow *f);
+
+#endif /* PPS_BENCH_H */

@@ -1,0 +1,318 @@
+/*
+ * The report of pps-bench: a table on stdout (every figure with its ratio
+ * to the baseline, and for latencies to the pipe) and the same figures, with
+ * every single run, as JSON.
+ */
+#include "bench.h"
+
+#include <lmdb.h>
+#include <persipubsub/persipubsub.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+double
+bench_metric_value(const bench_metric *m, int impl)
+{
+    double v[BENCH_MAX_REPS];
+    size_t n = m->n_runs[impl];
+    if (n == 0) {
+        return NAN;
+    }
+    memcpy(v, m->runs[impl], n * sizeof(double));
+    if (m->worst_of_runs) {
+        double w = v[0];
+        for (size_t i = 1; i < n; i++) {
+            w = v[i] > w ? v[i] : w;
+        }
+        return w;
+    }
+    return bench_median(v, n);
+}
+
+void
+bench_load(double out[3])
+{
+    out[0] = out[1] = out[2] = NAN;
+    FILE *fp = fopen("/proc/loadavg", "r");
+    if (fp == NULL) {
+        return;
+    }
+    if (fscanf(fp, "%lf %lf %lf", &out[0], &out[1], &out[2]) != 3) {
+        out[0] = out[1] = out[2] = NAN;
+    }
+    fclose(fp);
+}
+
+void
+bench_cpu_snapshot(bench_cpu *out)
+{
+    unsigned long long v[8] = {0};
+    out->busy_s = -1;
+    out->wall_ns = bench_now_ns();
+    FILE *fp = fopen("/proc/stat", "r");
+    if (fp != NULL) {
+        if (fscanf(fp, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+                   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+            /* user nice system idle iowait irq softirq steal */
+            unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6];
+            out->busy_s = (double)busy / (double)sysconf(_SC_CLK_TCK);
+        }
+        fclose(fp);
+    }
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    out->own_s = (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec +
+                          kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) +
+                 (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
+                          kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) /
+                     1e6;
+}
+
+double
+bench_cpu_foreign(const bench_cpu *a, const bench_cpu *b)
+{
+    double wall = (double)(b->wall_ns - a->wall_ns) / 1e9;
+    if (a->busy_s < 0 || b->busy_s < 0 || wall <= 0) {
+        return NAN;
+    }
+    double f = ((b->busy_s - a->busy_s) - (b->own_s - a->own_s)) / wall;
+    return f < 0 ? 0 : f;
+}
+
+static double
+ratio(const bench_metric *m, int impl)
+{
+    double a = bench_metric_value(m, IMPL_PPS);
+    double b = bench_metric_value(m, impl);
+    return isnan(a) || isnan(b) || b == 0 ? NAN : a / b;
+}
+
+/* 1: met, 0: missed, -1: not measured or no target. */
+static int
+met(const bench_metric *m)
+{
+    double r = ratio(m, IMPL_BASE);
+    double v = bench_metric_value(m, IMPL_PPS);
+    switch (m->tkind) {
+    case T_RATIO_GE:
+        return isnan(r) ? -1 : r >= m->target;
+    case T_RATIO_LE:
+        return isnan(r) ? -1 : r <= m->target;
+    case T_VALUE_LE:
+        return isnan(v) ? -1 : v <= m->target;
+    default:
+        return -1;
+    }
+}
+
+static void
+target_text(const bench_metric *m, char *buf, size_t cap)
+{
+    switch (m->tkind) {
+    case T_RATIO_GE:
+        snprintf(buf, cap, ">= %gx base", m->target);
+        break;
+    case T_RATIO_LE:
+        snprintf(buf, cap, "<= %gx base", m->target);
+        break;
+    case T_VALUE_LE:
+        snprintf(buf, cap, "<= %g", m->target);
+        break;
+    default:
+        snprintf(buf, cap, "-");
+        break;
+    }
+}
+
+/* A value in the unit's natural precision; thousands separated. */
+static void
+fmt_value(char *buf, size_t cap, double v, const char *unit)
+{
+    if (isnan(v)) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    if (strcmp(unit, "msgs/s") != 0) {
+        snprintf(buf, cap, v < 10 ? "%.2f" : "%.1f", v);
+        return;
+    }
+    char digits[32];
+    snprintf(digits, sizeof(digits), "%.0f", v);
+    size_t len = strlen(digits), o = 0;
+    for (size_t i = 0; i < len && o + 2 < cap; i++) {
+        if (i > 0 && (len - i) % 3 == 0) {
+            buf[o++] = ',';
+        }
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+static void
+fmt_ratio(char *buf, size_t cap, double r)
+{
+    if (isnan(r)) {
+        snprintf(buf, cap, "-");
+    } else {
+        snprintf(buf, cap, "%.2fx", r);
+    }
+}
+
+void
+bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
+{
+    struct utsname u;
+    if (uname(&u) != 0) {
+        memset(&u, 0, sizeof(u));
+    }
+    printf("pps-bench: persipubsub %s vs plain LMDB (%s); %ld CPUs; %s %s\n",
+           pps_version(), mdb_version(NULL, NULL, NULL),
+           sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
+    printf("%s%d repetition(s), medians; %.0f s; load average %.2f before, "
+           "%.2f after; other programs used %.2f CPUs meanwhile\n",
+           r->quick ? "QUICK smoke run; " : "", r->reps, r->seconds,
+           r->load_before[0], r->load_after[0], r->foreign_cpus);
+    if (!(r->foreign_cpus < 0.1)) {
+        printf("NOTE: the machine was not quiet: these figures are "
+               "preliminary\n");
+    }
+    printf("W1 sync %zu msgs, W1 nosync %zu, W2 %zu (batches of 100), W3 %.1f "
+           "s at 1,000/s, W4 %zu backlog, %zu sends\n\n",
+           r->n_sync, r->n, r->n_batch, r->w3_secs, r->backlog, r->w4_sends);
+    printf("%-11s %-19s %-6s %12s %12s %7s %9s %7s  %-13s %s\n", "workload",
+           "metric", "unit", "persipubsub", "baseline", "ratio", "pipe",
+           "x pipe", "target", "met");
+    for (size_t i = 0; i < n; i++) {
+        const bench_metric *m = &ms[i];
+        if (m->n_runs[IMPL_PPS] == 0 && m->n_runs[IMPL_BASE] == 0) {
+            continue;
+        }
+        char a[32], b[32], p[32], rb[16], rp[16], t[32];
+        fmt_value(a, sizeof(a), bench_metric_value(m, IMPL_PPS), m->unit);
+        fmt_value(b, sizeof(b), bench_metric_value(m, IMPL_BASE), m->unit);
+        fmt_value(p, sizeof(p), bench_metric_value(m, IMPL_PIPE), m->unit);
+        fmt_ratio(rb, sizeof(rb), ratio(m, IMPL_BASE));
+        fmt_ratio(rp, sizeof(rp), ratio(m, IMPL_PIPE));
+        target_text(m, t, sizeof(t));
+        int ok = met(m);
+        printf("%-11s %-19s %-6s %12s %12s %7s %9s %7s  %-13s %s\n",
+               m->workload, m->name, m->unit, a, b, rb, p, rp, t,
+               ok < 0 ? "-" : ok ? "yes" : "NO");
+    }
+    fflush(stdout);
+}
+
+static void
+json_number(FILE *fp, double v)
+{
+    if (isnan(v) || isinf(v)) {
+        fputs("null", fp);
+    } else {
+        fprintf(fp, "%.6g", v);
+    }
+}
+
+static void
+json_metric(FILE *fp, const bench_metric *m)
+{
+    char t[32];
+    target_text(m, t, sizeof(t));
+    int ok = met(m);
+    fprintf(fp, "    {\"workload\": \"%s\", \"metric\": \"%s\", "
+                "\"unit\": \"%s\",\n     ",
+            m->workload, m->name, m->unit);
+    for (int k = 0; k < N_IMPL; k++) {
+        fprintf(fp, "\"%s\": ", bench_impl_name[k]);
+        json_number(fp, bench_metric_value(m, k));
+        fputs(", ", fp);
+    }
+    fputs("\"ratio\": ", fp);
+    json_number(fp, ratio(m, IMPL_BASE));
+    fputs(", \"ratio_pipe\": ", fp);
+    json_number(fp, ratio(m, IMPL_PIPE));
+    fprintf(fp, ",\n     \"aggregate\": \"%s\", \"target\": \"%s\", "
+                "\"met\": %s,\n     \"runs\": {",
+            m->worst_of_runs ? "max" : "median", t,
+            ok < 0 ? "null" : ok ? "true" : "false");
+    for (int k = 0; k < N_IMPL; k++) {
+        fprintf(fp, "%s\"%s\": [", k > 0 ? ", " : "", bench_impl_name[k]);
+        for (size_t i = 0; i < m->n_runs[k]; i++) {
+            if (i > 0) {
+                fputs(", ", fp);
+            }
+            json_number(fp, m->runs[k][i]);
+        }
+        fputs("]", fp);
+    }
+    fputs("}}", fp);
+}
+
+int
+bench_write_json(const char *path, const bench_metric *ms, size_t n,
+                 const bench_report *r)
+{
+    FILE *fp = fopen(path, "w");
+    if (fp == NULL) {
+        bench_fail("cannot write %s", path);
+        return -1;
+    }
+    struct utsname u;
+    if (uname(&u) != 0) {
+        memset(&u, 0, sizeof(u));
+    }
+    char date[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fprintf(fp, "{\n  \"tool\": \"pps-bench\",\n  \"date\": \"%s\",\n"
+                "  \"persipubsub\": \"%s\",\n  \"lmdb\": \"%s\",\n"
+                "  \"system\": \"%s %s %s\",\n  \"cpus\": %ld,\n",
+            date, pps_version(), mdb_version(NULL, NULL, NULL), u.sysname,
+            u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN));
+    fputs("  \"load_before\": [", fp);
+    for (int i = 0; i < 3; i++) {
+        fputs(i > 0 ? ", " : "", fp);
+        json_number(fp, r->load_before[i]);
+    }
+    fputs("],\n  \"load_after\": [", fp);
+    for (int i = 0; i < 3; i++) {
+        fputs(i > 0 ? ", " : "", fp);
+        json_number(fp, r->load_after[i]);
+    }
+    fputs("],\n  \"foreign_cpus\": ", fp);
+    json_number(fp, r->foreign_cpus);
+    fprintf(fp, ",\n  \"seconds\": %.1f,\n"
+                "  \"options\": {\"n\": %zu, \"n_sync\": %zu, "
+                "\"n_batch\": %zu, \"w3_secs\": %g, \"backlog\": %zu, "
+                "\"w4_sends\": %zu, \"reps\": %d, \"quick\": %s,\n"
+                "              \"msg_size\": %d, \"subscribers\": %d, "
+                "\"pub_batch\": 100, \"sub_batch\": 1000, "
+                "\"baseline_poll_us\": 50},\n  \"metrics\": [\n",
+            r->seconds, r->n, r->n_sync, r->n_batch, r->w3_secs, r->backlog,
+            r->w4_sends, r->reps, r->quick ? "true" : "false", BENCH_MSG_SIZE,
+            BENCH_MAX_SUBS);
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        const bench_metric *m = &ms[i];
+        if (m->n_runs[IMPL_PPS] == 0 && m->n_runs[IMPL_BASE] == 0) {
+            continue;
+        }
+        fputs(first ? "" : ",\n", fp);
+        first = 0;
+        json_metric(fp, m);
+    }
+    fputs("\n  ]\n}\n", fp);
+    if (fclose(fp) != 0) {
+        bench_fail("cannot write %s", path);
+        return -1;
+    }
+    return 0;
+}
