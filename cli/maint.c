@@ -50,6 +50,37 @@ parse_maint(ctl_ctx *ctx, int argc, char **argv, const char **queue,
     return -1;
 }
 
+/* What init, prune or clear does to one queue; returns a library status. */
+typedef int (*queue_fn)(ctl_ctx *ctx, const pps_config *cfg,
+                        const ctl_queue *q, void *user);
+
+/* The frame of init, prune and clear: options, the configuration, then fn
+ * for each of its queues (or the one --queue names), stopping at the first
+ * failure. */
+static int
+each_queue(ctl_ctx *ctx, int argc, char **argv, queue_fn fn, void *user)
+{
+    const char *queue = NULL;
+    int rc = parse_maint(ctx, argc, argv, &queue, NULL);
+    if (rc >= 0) {
+        return rc;
+    }
+    pps_config *cfg;
+    rc = ctl_load_config(ctx, &cfg);
+    if (rc != CTL_EXIT_OK) {
+        return rc;
+    }
+    ctl_queue_list list;
+    int status = ctl_queues(cfg, queue, &list);
+    for (size_t i = 0; status == PPS_OK && i < list.n; i++) {
+        status = fn(ctx, cfg, &list.items[i], user);
+    }
+    rc = status == PPS_OK ? CTL_EXIT_OK : ctl_fail(ctx, status);
+    ctl_queues_free(&list);
+    pps_config_free(cfg);
+    return rc;
+}
+
 /* ---- init --------------------------------------------------------------- */
 
 static int
@@ -64,84 +95,62 @@ print_initialized(const pps_queue_status *st, void *user)
     return 0;
 }
 
+static int
+init_one(ctl_ctx *ctx, const pps_config *cfg, const ctl_queue *q, void *user)
+{
+    (void)ctx;
+    (void)user;
+    int status = pps_ctl_init_queue(cfg, q->key);
+    if (status == PPS_OK) {
+        status = pps_ctl_status(cfg, q->key, print_initialized, NULL);
+    }
+    return status;
+}
+
 int
 ctl_cmd_init(ctl_ctx *ctx, int argc, char **argv)
 {
-    const char *queue = NULL;
-    int rc = parse_maint(ctx, argc, argv, &queue, NULL);
-    if (rc >= 0) {
-        return rc;
-    }
-    pps_config *cfg;
-    rc = ctl_load_config(ctx, &cfg);
-    if (rc != CTL_EXIT_OK) {
-        return rc;
-    }
-    ctl_queue_list list;
-    int status = ctl_queues(cfg, queue, &list);
-    for (size_t i = 0; status == PPS_OK && i < list.n; i++) {
-        status = pps_ctl_init_queue(cfg, list.items[i].key);
-        if (status == PPS_OK) {
-            status = pps_ctl_status(cfg, list.items[i].key, print_initialized,
-                                    NULL);
-        }
-    }
-    rc = status == PPS_OK ? CTL_EXIT_OK : ctl_fail(ctx, status);
-    ctl_queues_free(&list);
-    pps_config_free(cfg);
-    return rc;
+    return each_queue(ctx, argc, argv, init_one, NULL);
 }
 
 /* ---- prune and clear ---------------------------------------------------- */
 
-typedef int (*remove_fn)(const pps_config *cfg, const char *queue,
-                         pps_removed *removed);
+typedef struct remover {
+    int (*fn)(const pps_config *cfg, const char *queue, pps_removed *removed);
+    const char *doing;
+} remover;
 
 static int
-remove_messages(ctl_ctx *ctx, int argc, char **argv, remove_fn fn,
-                const char *doing)
+remove_one(ctl_ctx *ctx, const pps_config *cfg, const ctl_queue *q,
+           void *user)
 {
-    const char *queue = NULL;
-    int rc = parse_maint(ctx, argc, argv, &queue, NULL);
-    if (rc >= 0) {
-        return rc;
+    const remover *r = user;
+    pps_removed removed = {0, 0};
+    ctl_progress_begin(ctx, r->doing, q->path);
+    int status = r->fn(cfg, q->key, &removed);
+    ctl_progress_end();
+    if (status == PPS_OK) {
+        printf("%s: removed %llu message%s, %llu bytes\n", q->path,
+               (unsigned long long)removed.messages,
+               removed.messages == 1 ? "" : "s",
+               (unsigned long long)removed.bytes);
+        fflush(stdout);
     }
-    pps_config *cfg;
-    rc = ctl_load_config(ctx, &cfg);
-    if (rc != CTL_EXIT_OK) {
-        return rc;
-    }
-    ctl_queue_list list;
-    int status = ctl_queues(cfg, queue, &list);
-    for (size_t i = 0; status == PPS_OK && i < list.n; i++) {
-        pps_removed removed = {0, 0};
-        ctl_progress_begin(ctx, doing, list.items[i].path);
-        status = fn(cfg, list.items[i].key, &removed);
-        ctl_progress_end();
-        if (status == PPS_OK) {
-            printf("%s: removed %llu message%s, %llu bytes\n",
-                   list.items[i].path, (unsigned long long)removed.messages,
-                   removed.messages == 1 ? "" : "s",
-                   (unsigned long long)removed.bytes);
-            fflush(stdout);
-        }
-    }
-    rc = status == PPS_OK ? CTL_EXIT_OK : ctl_fail(ctx, status);
-    ctl_queues_free(&list);
-    pps_config_free(cfg);
-    return rc;
+    return status;
 }
 
 int
 ctl_cmd_prune(ctl_ctx *ctx, int argc, char **argv)
 {
-    return remove_messages(ctx, argc, argv, pps_ctl_prune_queue, "pruning");
+    remover r = {pps_ctl_prune_queue, "pruning"};
+    return each_queue(ctx, argc, argv, remove_one, &r);
 }
 
 int
 ctl_cmd_clear(ctl_ctx *ctx, int argc, char **argv)
 {
-    return remove_messages(ctx, argc, argv, pps_ctl_clear_queue, "clearing");
+    remover r = {pps_ctl_clear_queue, "clearing"};
+    return each_queue(ctx, argc, argv, remove_one, &r);
 }
 
 /* ---- check -------------------------------------------------------------- */
