@@ -170,6 +170,16 @@ ctl_parser_next(ctl_parser *p, const char **value)
     }
 }
 
+int
+ctl_parser_exit(const ctl_ctx *ctx, int o)
+{
+    if (o == CTL_OPT_HELP) {
+        fputs(ctl_find_command(ctx->cmd)->help, stdout);
+        return CTL_EXIT_OK;
+    }
+    return o == CTL_OPT_ERROR ? CTL_EXIT_USAGE : -1;
+}
+
 bool
 ctl_parse_int(ctl_ctx *ctx, const char *opt, const char *text, long long min,
               long long max, long long *out)

@@ -93,6 +93,10 @@ void ctl_parser_init(ctl_parser *p, ctl_ctx *ctx, const ctl_opt *opts,
  * one), or a CTL_OPT_* code. Handles --config itself (it is accepted after
  * the command too) and never returns it. */
 int ctl_parser_next(ctl_parser *p, const char **value);
+/* For a code that ends the command: CTL_OPT_HELP prints the command's help
+ * and gives CTL_EXIT_OK, CTL_OPT_ERROR (already reported) CTL_EXIT_USAGE.
+ * -1 for any other code. */
+int ctl_parser_exit(const ctl_ctx *ctx, int o);
 
 /* Parses a decimal integer in [min, max]; reports a usage error and returns
  * false if text is not one. */

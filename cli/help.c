@@ -166,12 +166,9 @@ ctl_cmd_help(ctl_ctx *ctx, int argc, char **argv)
     const char *value;
     int o;
     while ((o = ctl_parser_next(&p, &value)) != CTL_OPT_END) {
-        if (o == CTL_OPT_HELP) {
-            fputs(help_help, stdout);
-            return CTL_EXIT_OK;
-        }
-        if (o == CTL_OPT_ERROR) {
-            return CTL_EXIT_USAGE;
+        int rc = ctl_parser_exit(ctx, o);
+        if (rc >= 0) {
+            return rc;
         }
         if (topic != NULL) {
             return ctl_usage(ctx, "%s: unexpected argument", value);

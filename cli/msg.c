@@ -66,12 +66,9 @@ ctl_cmd_send(ctl_ctx *ctx, int argc, char **argv)
     const char *value;
     int o;
     while ((o = ctl_parser_next(&p, &value)) != CTL_OPT_END) {
-        if (o == CTL_OPT_HELP) {
-            fputs(ctl_find_command(ctx->cmd)->help, stdout);
-            return CTL_EXIT_OK;
-        }
-        if (o == CTL_OPT_ERROR) {
-            return CTL_EXIT_USAGE;
+        int rc = ctl_parser_exit(ctx, o);
+        if (rc >= 0) {
+            return rc;
         }
         if (n_operands == 2) {
             return ctl_usage(ctx,
@@ -186,12 +183,11 @@ ctl_cmd_receive(ctl_ctx *ctx, int argc, char **argv)
     const char *value;
     int o;
     while ((o = ctl_parser_next(&p, &value)) != CTL_OPT_END) {
+        int rc = ctl_parser_exit(ctx, o);
+        if (rc >= 0) {
+            return rc;
+        }
         switch (o) {
-        case CTL_OPT_HELP:
-            fputs(ctl_find_command(ctx->cmd)->help, stdout);
-            return CTL_EXIT_OK;
-        case CTL_OPT_ERROR:
-            return CTL_EXIT_USAGE;
         case CTL_OPT_OPERAND:
             if (sub_id != NULL) {
                 return ctl_usage(ctx, "%s: unexpected argument", value);

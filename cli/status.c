@@ -205,12 +205,11 @@ ctl_cmd_status(ctl_ctx *ctx, int argc, char **argv)
     const char *value;
     int o;
     while ((o = ctl_parser_next(&p, &value)) != CTL_OPT_END) {
+        int rc = ctl_parser_exit(ctx, o);
+        if (rc >= 0) {
+            return rc;
+        }
         switch (o) {
-        case CTL_OPT_HELP:
-            fputs(ctl_find_command(ctx->cmd)->help, stdout);
-            return CTL_EXIT_OK;
-        case CTL_OPT_ERROR:
-            return CTL_EXIT_USAGE;
         case CTL_OPT_OPERAND:
             return ctl_usage(ctx, "%s: unexpected argument", value);
         case 0:
