@@ -50,7 +50,7 @@ extern "C" {
 #define PPS_STATUS_MAP(X)                                                      \
     X(EINVAL, -1, "invalid argument")                                          \
     X(ECONFIG, -2, "invalid configuration")                                    \
-    X(ENOTFOUND, -3, "unknown component id")                                   \
+    X(ENOTFOUND, -3, "no such component or queue")                             \
     X(ENOTINIT, -4, "queue not initialized")                                   \
     X(ETIMEDOUT, -5, "no message arrived in time")                             \
     X(ECALLBACK, -6, "callback refused the message; it was kept")              \
@@ -59,15 +59,16 @@ extern "C" {
     X(ENOMEM, -9, "out of memory")                                             \
     X(EFORKED, -10, "handle used in a child process after fork()")             \
     X(EDECODE, -11, "payload does not decode as the expected type; kept")      \
-    X(EVERSION, -12, "queue has an unsupported format version")              \
-    X(ECORRUPT, -13, "queue is inconsistent")
+    X(EVERSION, -12, "queue has an unsupported format version")                \
+    X(ECORRUPT, -13, "queue is inconsistent")                                  \
+    X(EFOREIGN, -14, "not a persipubsub queue (left untouched)")
 
 /** Status codes returned by every int function of the API. */
 typedef enum pps_status {
-    PPS_OK = 0,
-#define PPS__STATUS_ENUM(name, value, text) PPS_##name = (value),
-    PPS_STATUS_MAP(PPS__STATUS_ENUM)
-#undef PPS__STATUS_ENUM
+#define PPS_STATUS_ENUM_(name, value, text) PPS_##name = (value),
+    PPS_STATUS_MAP(PPS_STATUS_ENUM_)
+#undef PPS_STATUS_ENUM_
+    PPS_OK = 0 /* last: no trailing comma, for C89 and C++98 users */
 } pps_status;
 
 /** A loaded and validated configuration; see pps_config_load(). */
