@@ -32,13 +32,19 @@ typedef struct fix {
     MDB_val key; /* FIX_DROP_KEY only: points into the map */
 } fix;
 
+/* A problem found, told to the caller's callback once the scan is over. */
+typedef struct report {
+    char *text;
+    bool repaired;
+} report;
+
 typedef struct checker {
     pps__env *e;
     MDB_txn *txn;
-    const pps__subs *subs;
-    pps_problem_fn fn;
-    void *user;
+    pps__subs *subs;
     bool repair;
+    report *reports;
+    size_t n_reports, cap_reports;
     size_t problems;
     size_t repaired;
     fix *fixes;
@@ -58,7 +64,7 @@ add_fix(checker *c, const fix *f)
         size_t cap = c->cap_fixes < 64 ? 64 : c->cap_fixes * 2;
         fix *n = realloc(c->fixes, cap * sizeof(*n));
         if (n == NULL) {
-            c->status = pps__err(PPS_ENOMEM, "out of memory");
+            c->status = pps__err_nomem();
             return false;
         }
         c->fixes = n;
@@ -86,22 +92,49 @@ problem(checker *c, const fix *f, const char *fmt, ...)
     if (repaired) {
         c->repaired++;
     }
-    if (c->fn != NULL) {
-        c->fn(pps__env_path(c->e), text, repaired, c->user);
+    if (c->n_reports == c->cap_reports && c->status == PPS_OK) {
+        size_t cap = c->cap_reports < 16 ? 16 : c->cap_reports * 2;
+        report *r = realloc(c->reports, cap * sizeof(*r));
+        if (r == NULL) {
+            c->status = pps__err_nomem();
+            return;
+        }
+        c->reports = r;
+        c->cap_reports = cap;
     }
+    char *copy = c->status == PPS_OK ? strdup(text) : NULL;
+    if (copy == NULL) {
+        c->status = c->status != PPS_OK ? c->status : pps__err_nomem();
+        return;
+    }
+    c->reports[c->n_reports++] = (report){copy, repaired};
+}
+
+/* Forgets what an earlier run of the scan found. */
+static void
+forget(checker *c)
+{
+    for (size_t i = 0; i < c->n_reports; i++) {
+        free(c->reports[i].text);
+    }
+    c->n_reports = 0;
+    c->n_fixes = 0;
+    c->problems = 0;
+    c->repaired = 0;
+    c->max_id = 0;
+    c->status = PPS_OK;
 }
 
 static bool
 key_id(checker *c, MDB_dbi dbi, const char *db, const MDB_val *k,
        uint64_t *id)
 {
-    if (k->mv_size != sizeof(*id)) {
+    if (!pps__layout_decode_id(k, id)) {
         problem(c, &(fix){.kind = FIX_DROP_KEY, .dbi = dbi, .key = *k},
                 "%s holds a key of %zu bytes, not a message id", db,
                 k->mv_size);
         return false;
     }
-    memcpy(id, k->mv_data, sizeof(*id));
     if (*id > c->max_id) {
         c->max_id = *id;
     }
@@ -151,7 +184,7 @@ check_message(checker *c, uint64_t id, const MDB_val *meta)
 static int
 scan_messages(checker *c)
 {
-    const pps__env_view *v = pps__env_get(c->e);
+    const pps__dbs *v = &c->e->dbs;
     MDB_cursor *dc = NULL, *mc = NULL;
     MDB_val dk, dv, mk, mv;
     int rc = mdb_cursor_open(c->txn, v->data, &dc);
@@ -204,15 +237,15 @@ done:
         mdb_cursor_close(mc);
     }
     return rc == 0 ? c->status
-                   : pps__err_lmdb(rc, "cannot scan messages",
-                                   pps__env_path(c->e));
+                   : pps__err_rc(rc, "cannot scan messages",
+                                   c->e->path);
 }
 
 /* Walks every subscriber database for ids without a message. */
 static int
 scan_pending(checker *c)
 {
-    const pps__env_view *v = pps__env_get(c->e);
+    const pps__dbs *v = &c->e->dbs;
     const char *sid = c->subs->ids;
     int rc = 0;
     for (size_t i = 0; i < c->subs->n && rc == 0; i++) {
@@ -250,40 +283,29 @@ scan_pending(checker *c)
         sid += strlen(sid) + 1;
     }
     return rc == 0 ? c->status
-                   : pps__err_lmdb(rc, "cannot scan pending messages",
-                                   pps__env_path(c->e));
+                   : pps__err_rc(rc, "cannot scan pending messages",
+                                   c->e->path);
 }
 
 static int
-apply(checker *c, const fix *f)
+mend(checker *c, const fix *f)
 {
-    const pps__env_view *v = pps__env_get(c->e);
-    uint64_t id = f->id;
-    MDB_val k = {sizeof(id), &id};
-    int rc = 0;
     switch (f->kind) {
     case FIX_DROP_MSG:
-        return pps__layout_remove_msg(c->e, c->txn, id, c->subs->dbis,
+        return pps__layout_remove_msg(c->e, c->txn, f->id, c->subs->dbis,
                                       c->subs->n, NULL);
-    case FIX_SET_PENDING: {
-        MDB_val old;
-        pps__msg_meta m = {.published_ns = pps__now_realtime_ns()};
-        if (mdb_get(c->txn, v->msg, &k, &old) == 0 &&
-            old.mv_size == sizeof(m)) {
-            memcpy(&m, old.mv_data, sizeof(m));
-        }
-        m.pending = (uint32_t)f->value;
-        MDB_val val = {sizeof(m), &m};
-        rc = mdb_put(c->txn, v->msg, &k, &val, 0);
-        break;
-    }
+    case FIX_SET_PENDING:
+        return pps__layout_set_pending(c->e, c->txn, f->id,
+                                       (uint32_t)f->value);
     case FIX_DROP_PENDING:
-        rc = mdb_del(c->txn, f->dbi, &k, NULL);
-        break;
+        return pps__layout_consume(c->e, c->txn, f->dbi, f->id);
     case FIX_DROP_KEY: {
         MDB_val key = f->key;
-        rc = mdb_del(c->txn, f->dbi, &key, NULL);
-        break;
+        int rc = mdb_del(c->txn, f->dbi, &key, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return pps__err_rc(rc, "cannot repair", c->e->path);
+        }
+        return PPS_OK;
     }
     case FIX_SET_NEXT_ID: {
         pps__seq seq;
@@ -294,9 +316,6 @@ apply(checker *c, const fix *f)
         }
         return status;
     }
-    }
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return pps__err_lmdb(rc, "cannot repair", pps__env_path(c->e));
     }
     return PPS_OK;
 }
@@ -315,70 +334,94 @@ check_seq(checker *c)
     return status;
 }
 
+/* The whole check in c->txn: scans, then mends what it may. */
+static int
+scan(checker *c)
+{
+    pps__settings set;
+    forget(c);
+    if (pps__layout_read_settings(c->e, c->txn, &set) != PPS_OK) {
+        problem(c, NULL,
+                "settings unreadable (%s); run persipubsub-ctl init to "
+                "rewrite them",
+                pps_last_error());
+        return PPS_ECORRUPT;
+    }
+    int status = scan_messages(c);
+    if (status == PPS_OK) {
+        status = scan_pending(c);
+    }
+    if (status == PPS_OK) {
+        status = check_seq(c);
+    }
+    for (size_t i = 0; status == PPS_OK && i < c->n_fixes; i++) {
+        status = mend(c, &c->fixes[i]);
+    }
+    return status;
+}
+
+/* The repairing check: one write transaction (a body of
+ * pps__txn_run()); the subscribers are read again inside it. */
+static int
+repair_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
+{
+    (void)e;
+    (void)durability;
+    checker *c = ctx;
+    c->txn = txn;
+    int status = pps__subs_open(c->e, txn, c->subs);
+    if (status == PPS_OK) {
+        status = scan(c);
+    }
+    /* A check that found problems it could not mend still commits what it
+     * mended. */
+    return status == PPS_ECORRUPT ? PPS_OK : status;
+}
+
 static int
 check_queue(const pps__queue_cfg *q, bool repair, pps_problem_fn fn,
             void *user, size_t *problems)
 {
     pps__env *e;
-    MDB_txn *txn;
     pps__subs subs = {0};
-    int status = pps__queue_open(q, &e, &txn, &subs);
+    MDB_txn *txn = NULL;
+    int status = pps__ctl_open_queue(q, &e, &subs);
     if (status != PPS_OK) {
         return status;
     }
-    checker c = {.e = e, .txn = txn, .subs = &subs, .fn = fn, .user = user,
-                 .repair = repair};
-    MDB_txn *rtxn = NULL;
-    pps__settings set;
-    if (pps__layout_read_settings(e, txn, &set) != PPS_OK) {
-        problem(&c, NULL,
-                "settings unreadable (%s); run persipubsub-ctl init to "
-                "rewrite them",
-                pps_last_error());
-        status = PPS_ECORRUPT;
-    }
-    if (status == PPS_OK && !repair) {
-        /* Scan a snapshot: a long check must not hold up publishers. The
-         * handles opened above stay valid once this commit ends. */
-        status = pps__txn_commit(e, txn, PPS__NOSYNC, "cannot begin check");
-        txn = NULL;
+    checker c = {.e = e, .subs = &subs, .repair = repair};
+    if (repair) {
+        status = pps__txn_run(e, PPS__SYNC, repair_body, &c,
+                              "cannot commit repair");
+    } else {
+        /* A snapshot: a long check must not hold up publishers. */
+        status = pps__txn_begin_read(e, &txn);
         if (status == PPS_OK) {
-            status = pps__txn_read(e, &rtxn);
-        }
-        c.txn = rtxn;
-    }
-    if (status == PPS_OK) {
-        status = scan_messages(&c);
-    }
-    if (status == PPS_OK) {
-        status = scan_pending(&c);
-    }
-    if (status == PPS_OK) {
-        status = check_seq(&c);
-    }
-    for (size_t i = 0; status == PPS_OK && i < c.n_fixes; i++) {
-        status = apply(&c, &c.fixes[i]);
-    }
-    if (rtxn != NULL) {
-        mdb_txn_abort(rtxn);
-    }
-    if (txn != NULL) {
-        if (status == PPS_OK) {
-            status = pps__txn_commit(e, txn, PPS__SYNC, "cannot commit repair");
-        } else {
+            c.txn = txn;
+            status = scan(&c);
             mdb_txn_abort(txn);
         }
     }
+    pps__env_release(e);
+    bool unreadable = status == PPS_ECORRUPT;
+    if (unreadable) {
+        status = PPS_OK;
+    }
+    /* Told once nothing is held: fn may use the library. */
+    for (size_t i = 0; i < c.n_reports && fn != NULL && status == PPS_OK;
+         i++) {
+        fn(q->path, c.reports[i].text, c.reports[i].repaired, user);
+    }
     *problems += c.problems;
-    if ((status == PPS_OK && c.problems > c.repaired) ||
-        status == PPS_ECORRUPT) {
+    if (status == PPS_OK && (c.problems > c.repaired || unreadable)) {
         status = pps__err(PPS_ECORRUPT, "%s: %zu problem(s) %s", q->path,
                           c.problems - c.repaired,
                           repair ? "could not be repaired" : "found");
     }
+    forget(&c);
+    free(c.reports);
     free(c.fixes);
     pps__subs_free(&subs);
-    pps__env_release(e);
     return status;
 }
 
@@ -386,16 +429,17 @@ int
 pps_ctl_check(const pps_config *cfg, const char *queue, int repair,
               pps_problem_fn fn, void *user, size_t *problems)
 {
+    size_t found = 0, first, end;
+    int result;
+
     pps__err_begin();
-    size_t found = 0;
     if (problems != NULL) {
         *problems = 0;
     }
     if (cfg == NULL) {
         return pps__err(PPS_EINVAL, "pps_ctl_check: cfg is NULL");
     }
-    size_t first, end;
-    int result = pps__ctl_queue_range(cfg, queue, &first, &end);
+    result = pps__config_find_queues(cfg, queue, &first, &end);
     if (result != PPS_OK) {
         return result;
     }

@@ -12,126 +12,42 @@
 #include "internal.h"
 
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 
-static bool
-settings_equal(const pps__settings *a, const pps__settings *b)
-{
-    return a->msg_timeout_secs == b->msg_timeout_secs &&
-           a->max_msgs_num == b->max_msgs_num &&
-           a->hwm_lmdb_size_bytes == b->hwm_lmdb_size_bytes &&
-           a->strategy == b->strategy && a->durability == b->durability;
-}
+/* Databases of a queue that are not subscribers' (layout.c). */
+#define INTERNAL_DBS 3
 
 static int
-put_meta(pps__env *e, MDB_txn *txn, const char *key, const void *val,
-         size_t len)
+init_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
-    MDB_val k = {strlen(key), pps__mut(key)};
-    MDB_val v = {len, pps__mut(val)};
-    int rc = mdb_put(txn, pps__env_get(e)->meta, &k, &v, 0);
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot write queue settings",
-                             pps__env_path(e));
-    }
-    return PPS_OK;
-}
-
-/* The settings part of init, in write transaction txn. */
-static int
-init_settings(pps__env *e, MDB_txn *txn, const pps__queue_cfg *q,
-              bool *changed)
-{
-    MDB_val k = {sizeof(PPS__KEY_FORMAT) - 1,
-                 pps__mut(PPS__KEY_FORMAT)};
-    MDB_val v;
-    int rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        uint32_t version = PPS__FORMAT_VERSION;
-        int status = put_meta(e, txn, PPS__KEY_FORMAT, &version,
-                              sizeof(version));
-        if (status != PPS_OK) {
-            return status;
-        }
-        *changed = true;
-    } else {
-        int status = pps__layout_check(e, txn);
-        if (status != PPS_OK) {
-            return status;
-        }
-    }
-    pps__settings want = {
+    (void)durability;
+    const pps__queue_cfg *q = ctx;
+    const pps__settings want = {
         .msg_timeout_secs = q->hwm.msg_timeout_secs,
         .max_msgs_num = q->hwm.max_msgs_num,
         .hwm_lmdb_size_bytes = q->hwm.hwm_lmdb_size_bytes,
         .strategy = (uint32_t)q->hwm.strategy,
         .durability = (uint32_t)q->durability,
     };
-    k.mv_size = sizeof(PPS__KEY_SETTINGS) - 1;
-    k.mv_data = pps__mut(PPS__KEY_SETTINGS);
-    rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return pps__err_lmdb(rc, "cannot read queue settings",
-                             pps__env_path(e));
+    bool changed = false;
+    pps__seq seq;
+    int status = pps__layout_init_format(e, txn, &changed);
+    if (status == PPS_OK) {
+        status = pps__layout_write_settings(e, txn, &want, &changed);
     }
-    if (rc == 0 && v.mv_size == sizeof(want)) {
-        pps__settings have; /* LMDB values are only 2-byte aligned */
-        memcpy(&have, v.mv_data, sizeof(have));
-        if (settings_equal(&have, &want)) {
-            return PPS_OK;
-        }
+    if (status == PPS_OK) {
+        status = pps__subs_register(e, txn, q->subscribers, q->n_subscribers,
+                                    q->max_db_num > INTERNAL_DBS
+                                        ? q->max_db_num - INTERNAL_DBS
+                                        : 0,
+                                    &changed);
     }
-    *changed = true;
-    return put_meta(e, txn, PPS__KEY_SETTINGS, &want, sizeof(want));
-}
-
-/* The subscriber part of init: registers the ones not registered yet. */
-static int
-init_subscribers(pps__env *e, MDB_txn *txn, const pps__queue_cfg *q,
-                 bool *changed)
-{
-    pps__subs have = {0};
-    char *list = NULL;
-    int status = pps__layout_read_subscribers(e, txn, &have.ids, &have.len,
-                                              &have.n);
-    if (status != PPS_OK) {
-        return status;
+    if (status == PPS_OK && changed) {
+        status = pps__layout_read_seq(e, txn, &seq);
+        seq.gen++;
     }
-    size_t len = have.len;
-    for (size_t i = 0; i < q->n_subscribers; i++) {
-        len += strlen(q->subscribers[i]) + 1;
+    if (status == PPS_OK && changed) {
+        status = pps__layout_write_seq(e, txn, &seq);
     }
-    list = malloc(len > 0 ? len : 1);
-    if (list == NULL) {
-        status = pps__err(PPS_ENOMEM, "out of memory");
-        goto done;
-    }
-    if (have.len > 0) {
-        memcpy(list, have.ids, have.len);
-    }
-    size_t used = have.len;
-    for (size_t i = 0; i < q->n_subscribers; i++) {
-        const char *id = q->subscribers[i];
-        MDB_dbi dbi;
-        status = pps__layout_open_sub(e, txn, id, true, &dbi);
-        if (status != PPS_OK) {
-            goto done;
-        }
-        if (pps__subs_find(&have, id) >= 0) {
-            continue;
-        }
-        size_t n = strlen(id) + 1;
-        memcpy(list + used, id, n);
-        used += n;
-    }
-    if (used != have.len) {
-        *changed = true;
-        status = pps__subs_write(e, txn, list, used);
-    }
-done:
-    free(list);
-    pps__subs_free(&have);
     return status;
 }
 
@@ -139,57 +55,44 @@ static int
 init_queue(const pps__queue_cfg *q)
 {
     pps__env *e;
-    MDB_txn *txn;
-    bool changed = false;
-    pps__seq seq;
     int status = pps__env_acquire(&e, q, true);
-    if (status != PPS_OK) {
-        return status;
-    }
-    status = pps__txn_write(e, &txn);
-    if (status != PPS_OK) {
+    if (status == PPS_OK) {
+        status = pps__txn_run(e, PPS__SYNC, init_body, pps__unconst(q),
+                              "cannot initialize queue");
         pps__env_release(e);
-        return status;
     }
-    status = init_settings(e, txn, q, &changed);
-    if (status == PPS_OK) {
-        status = init_subscribers(e, txn, q, &changed);
+    return status;
+}
+
+/* Runs fn on the queues that `queue` selects (NULL: all of them). */
+static int
+each_queue(const pps_config *cfg, const char *queue,
+           int (*fn)(const pps__queue_cfg *q, pps__removed *removed),
+           pps__removed *total, const char *what)
+{
+    size_t first, end;
+    if (cfg == NULL) {
+        return pps__err(PPS_EINVAL, "%s: cfg is NULL", what);
     }
-    if (status == PPS_OK) {
-        status = pps__layout_read_seq(e, txn, &seq);
+    int status = pps__config_find_queues(cfg, queue, &first, &end);
+    for (size_t i = first; i < end && status == PPS_OK; i++) {
+        status = fn(&cfg->queues[i], total);
     }
-    if (status == PPS_OK && changed) {
-        seq.gen++;
-        status = pps__layout_write_seq(e, txn, &seq);
-    }
-    if (status == PPS_OK) {
-        status = pps__txn_commit(e, txn, PPS__SYNC, "cannot initialize queue");
-    } else {
-        mdb_txn_abort(txn);
-    }
-    pps__env_release(e);
     return status;
 }
 
 static int
-init_range(const pps_config *cfg, const char *queue, const char *what)
+init_one(const pps__queue_cfg *q, pps__removed *removed)
 {
-    if (cfg == NULL) {
-        return pps__err(PPS_EINVAL, "%s: cfg is NULL", what);
-    }
-    size_t first, end;
-    int status = pps__ctl_queue_range(cfg, queue, &first, &end);
-    for (size_t i = first; i < end && status == PPS_OK; i++) {
-        status = init_queue(&cfg->queues[i]);
-    }
-    return status;
+    (void)removed;
+    return init_queue(q);
 }
 
 int
 pps_ctl_init(const pps_config *cfg)
 {
     pps__err_begin();
-    return init_range(cfg, NULL, "pps_ctl_init");
+    return each_queue(cfg, NULL, init_one, NULL, "pps_ctl_init");
 }
 
 int
@@ -199,155 +102,86 @@ pps_ctl_init_queue(const pps_config *cfg, const char *queue)
     if (queue == NULL) {
         return pps__err(PPS_EINVAL, "pps_ctl_init_queue: queue is NULL");
     }
-    return init_range(cfg, queue, "pps_ctl_init_queue");
+    return each_queue(cfg, queue, init_one, NULL, "pps_ctl_init_queue");
 }
 
-int
-pps__queue_open(const pps__queue_cfg *q, pps__env **e, MDB_txn **txn,
-                pps__subs *subs)
-{
-    int status = pps__env_acquire(e, q, false);
-    if (status != PPS_OK) {
-        return status;
-    }
-    status = pps__txn_write(*e, txn);
-    if (status != PPS_OK) {
-        pps__env_release(*e);
-        return status;
-    }
-    status = pps__layout_check(*e, *txn);
-    if (status == PPS_OK) {
-        status = pps__subs_open(*e, *txn, subs);
-    }
-    if (status != PPS_OK) {
-        mdb_txn_abort(*txn);
-        pps__subs_free(subs);
-        pps__env_release(*e);
-    }
-    return status;
-}
+/* ---- prune and clear ------------------------------------------------------ */
 
-/* Runs `op` on one queue inside a write transaction with every subscriber's
- * pending database open. */
-typedef int (*queue_op)(pps__env *e, MDB_txn *txn, const pps__subs *subs,
-                        pps__removed *removed);
+typedef struct removal {
+    bool prune; /* else clear */
+    pps__removed removed;
+} removal;
 
 static int
-with_queue(const pps__queue_cfg *q, queue_op op, int durability,
-           pps__removed *removed)
+removal_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
-    pps__env *e;
-    MDB_txn *txn;
+    (void)durability;
+    removal *job = ctx;
     pps__subs subs = {0};
-    int status = pps__queue_open(q, &e, &txn, &subs);
-    if (status != PPS_OK) {
-        return status;
-    }
-    status = op(e, txn, &subs, removed);
+    pps__settings s;
+    job->removed = (pps__removed){0};
+    int status = pps__layout_check_format(e, txn);
     if (status == PPS_OK) {
-        status = pps__txn_commit(e, txn, durability, "cannot commit");
-        if (status == PPS_OK && removed->messages > 0) {
-            status = pps__layout_settle(e);
-        }
-    } else {
-        mdb_txn_abort(txn);
+        status = pps__layout_read_settings(e, txn, &s);
+    }
+    if (status == PPS_OK) {
+        status = pps__subs_open(e, txn, &subs);
+    }
+    if (status == PPS_OK) {
+        status = job->prune
+                     ? pps__hwm_enforce(e, txn, &s, &subs,
+                                        pps__now_realtime_ns(), &job->removed,
+                                        NULL)
+                     : pps__layout_clear(e, txn, &subs, &job->removed);
     }
     pps__subs_free(&subs);
+    return status;
+}
+
+/* Prunes or clears one queue; an operator's removal is flushed. */
+static int
+remove_from(const pps__queue_cfg *q, bool prune, pps__removed *total)
+{
+    pps__env *e;
+    removal job = {.prune = prune};
+    int status = pps__env_acquire(&e, q, false);
+    if (status != PPS_OK) {
+        return status;
+    }
+    status = pps__txn_run(e, PPS__SYNC, removal_body, &job,
+                          prune ? "cannot commit pruning"
+                                : "cannot commit clearing");
+    if (status == PPS_OK && job.removed.messages > 0) {
+        status = pps__txn_settle(e, PPS__SYNC);
+    }
     pps__env_release(e);
+    if (status == PPS_OK && total != NULL) {
+        total->messages += job.removed.messages;
+        total->bytes += job.removed.bytes;
+    }
     return status;
 }
 
 static int
-prune_op(pps__env *e, MDB_txn *txn, const pps__subs *subs,
-         pps__removed *removed)
+prune_one(const pps__queue_cfg *q, pps__removed *total)
 {
-    pps__settings s;
-    int status = pps__layout_read_settings(e, txn, &s);
-    if (status != PPS_OK) {
-        return status;
-    }
-    return pps__hwm_enforce(e, txn, &s, subs->dbis, subs->n,
-                            pps__now_realtime_ns(), removed, NULL);
+    return remove_from(q, true, total);
 }
 
 static int
-clear_op(pps__env *e, MDB_txn *txn, const pps__subs *subs,
-         pps__removed *removed)
+clear_one(const pps__queue_cfg *q, pps__removed *total)
 {
-    const pps__env_view *v = pps__env_get(e);
-    uint64_t count, bytes;
-    int status = pps__hwm_usage(e, txn, &count, &bytes);
-    if (status != PPS_OK) {
-        return status;
-    }
-    int rc = mdb_drop(txn, v->data, 0);
-    if (rc == 0) {
-        rc = mdb_drop(txn, v->msg, 0);
-    }
-    for (size_t i = 0; i < subs->n && rc == 0; i++) {
-        rc = mdb_drop(txn, subs->dbis[i], 0);
-    }
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot clear queue", pps__env_path(e));
-    }
-    removed->messages += count;
-    removed->bytes += bytes;
-    return PPS_OK;
+    return remove_from(q, false, total);
 }
 
-int
-pps__ctl_prune_queue(const pps__queue_cfg *q, pps__removed *removed)
-{
-    return with_queue(q, prune_op, PPS__SYNC, removed);
-}
-
-int
-pps__ctl_clear_queue(const pps__queue_cfg *q, pps__removed *removed)
-{
-    return with_queue(q, clear_op, PPS__SYNC, removed);
-}
-
-int
-pps__ctl_queue_range(const pps_config *cfg, const char *name, size_t *first,
-                     size_t *end)
-{
-    *first = 0;
-    *end = cfg->n_queues;
-    if (name == NULL) {
-        return PPS_OK;
-    }
-    struct stat want;
-    bool have_stat = stat(name, &want) == 0;
-    for (size_t i = 0; i < cfg->n_queues; i++) {
-        const pps__queue_cfg *q = &cfg->queues[i];
-        struct stat st;
-        if (strcmp(q->key, name) == 0 || strcmp(q->path, name) == 0 ||
-            (have_stat && stat(q->path, &st) == 0 && st.st_dev == want.st_dev &&
-             st.st_ino == want.st_ino)) {
-            *first = i;
-            *end = i + 1;
-            return PPS_OK;
-        }
-    }
-    return pps__err(PPS_ENOTFOUND, "%s: no queue \"%s\" (by key or path)",
-                    cfg->file, name);
-}
-
-typedef int (*per_queue_fn)(const pps__queue_cfg *q, pps__removed *removed);
-
+/* Runs prune or clear and reports what it removed (out may be NULL). */
 static int
-each_queue(const pps_config *cfg, const char *queue, per_queue_fn fn,
-           pps_removed *out, const char *what)
+report_removal(const pps_config *cfg, const char *queue,
+               int (*fn)(const pps__queue_cfg *q, pps__removed *removed),
+               pps_removed *out, const char *what)
 {
-    if (cfg == NULL) {
-        return pps__err(PPS_EINVAL, "%s: cfg is NULL", what);
-    }
-    size_t first, end;
-    int status = pps__ctl_queue_range(cfg, queue, &first, &end);
     pps__removed total = {0};
-    for (size_t i = first; i < end && status == PPS_OK; i++) {
-        status = fn(&cfg->queues[i], &total);
-    }
+    int status = each_queue(cfg, queue, fn, &total, what);
     if (out != NULL) {
         out->messages = total.messages;
         out->bytes = total.bytes;
@@ -359,14 +193,14 @@ int
 pps_ctl_prune(const pps_config *cfg)
 {
     pps__err_begin();
-    return each_queue(cfg, NULL, pps__ctl_prune_queue, NULL, "pps_ctl_prune");
+    return report_removal(cfg, NULL, prune_one, NULL, "pps_ctl_prune");
 }
 
 int
 pps_ctl_clear(const pps_config *cfg)
 {
     pps__err_begin();
-    return each_queue(cfg, NULL, pps__ctl_clear_queue, NULL, "pps_ctl_clear");
+    return report_removal(cfg, NULL, clear_one, NULL, "pps_ctl_clear");
 }
 
 int
@@ -374,8 +208,8 @@ pps_ctl_prune_queue(const pps_config *cfg, const char *queue,
                     pps_removed *removed)
 {
     pps__err_begin();
-    return each_queue(cfg, queue, pps__ctl_prune_queue, removed,
-                      "pps_ctl_prune_queue");
+    return report_removal(cfg, queue, prune_one, removed,
+                          "pps_ctl_prune_queue");
 }
 
 int
@@ -383,38 +217,38 @@ pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
                     pps_removed *removed)
 {
     pps__err_begin();
-    return each_queue(cfg, queue, pps__ctl_clear_queue, removed,
-                      "pps_ctl_clear_queue");
+    return report_removal(cfg, queue, clear_one, removed,
+                          "pps_ctl_clear_queue");
 }
 
-size_t
-pps_config_queue_count(const pps_config *cfg)
-{
-    return cfg != NULL ? cfg->n_queues : 0;
-}
+/* ---- opening a queue for inspection ---------------------------------------- */
 
-const char *
-pps_config_queue_key(const pps_config *cfg, size_t index)
+static int
+open_subs_body(pps__env *e, MDB_txn *txn, void *subs, int *durability)
 {
-    return cfg != NULL && index < cfg->n_queues ? cfg->queues[index].key
-                                                : NULL;
-}
-
-const char *
-pps_config_queue_path(const pps_config *cfg, size_t index)
-{
-    return cfg != NULL && index < cfg->n_queues ? cfg->queues[index].path
-                                                : NULL;
+    (void)durability;
+    int status = pps__layout_check_format(e, txn);
+    if (status == PPS_OK) {
+        status = pps__subs_open(e, txn, subs);
+    }
+    return status;
 }
 
 int
-pps_config_queue_find(const pps_config *cfg, const char *name, size_t *index)
+pps__ctl_open_queue(const pps__queue_cfg *q, pps__env **e, pps__subs *subs)
 {
-    pps__err_begin();
-    if (cfg == NULL || name == NULL || index == NULL) {
-        return pps__err(PPS_EINVAL, "pps_config_queue_find: %s is NULL",
-                        cfg == NULL ? "cfg" : name == NULL ? "name" : "index");
+    int status = pps__env_acquire(e, q, false);
+    if (status != PPS_OK) {
+        return status;
     }
-    size_t end;
-    return pps__ctl_queue_range(cfg, name, index, &end);
+    /* LMDB opens database handles in write transactions only (for this
+     * library: they must not run concurrently); this one writes nothing. */
+    status = pps__txn_run(*e, PPS__NOMETASYNC, open_subs_body, subs,
+                          "cannot open subscriber databases");
+    if (status != PPS_OK) {
+        pps__subs_free(subs);
+        pps__env_release(*e);
+        *e = NULL;
+    }
+    return status;
 }

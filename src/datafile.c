@@ -38,6 +38,7 @@
 
 typedef struct meta {
     bool valid;
+    bool zero; /* missing or all zeros: never written */
     uint32_t psize;
     uint64_t last_pg;
     uint64_t txnid;
@@ -69,6 +70,10 @@ read_meta(int fd, off_t offset, meta *m)
         return false;
     }
     memset(m, 0, sizeof(*m));
+    m->zero = true;
+    for (ssize_t i = 0; i < n; i++) {
+        m->zero = m->zero && buf[i] == 0;
+    }
     if ((size_t)n < sizeof(buf)) {
         return true; /* too short: not valid */
     }
@@ -91,22 +96,31 @@ pps__datafile_check(const char *dir, int64_t *size)
     snprintf(file, sizeof(file), "%s/data.mdb", dir);
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        return pps__err_lmdb(errno, "cannot open", file);
+        return pps__err_rc(errno, "cannot open", file);
     }
     struct stat st;
     meta m0, m1 = {0};
     bool ok = fstat(fd, &st) == 0 && read_meta(fd, 0, &m0);
-    if (ok && m0.valid) {
-        ok = read_meta(fd, (off_t)m0.psize, &m1);
+    if (ok && (m0.valid || m0.zero)) {
+        /* A zero first page is a never-committed file only if the second
+         * one (at LMDB's page size, the system's) is zeros too. */
+        off_t second = m0.valid ? (off_t)m0.psize : sysconf(_SC_PAGESIZE);
+        ok = read_meta(fd, second, &m1);
+        m0.zero = m0.zero && m1.zero;
     }
     int err = errno;
     close(fd);
     if (!ok) {
-        return pps__err_lmdb(err, "cannot read", file);
+        return pps__err_rc(err, "cannot read", file);
     }
     *size = (int64_t)st.st_size;
     if (sizeof(size_t) != 8) {
         return PPS_OK;
+    }
+    if (!m0.valid && m0.zero) {
+        return pps__err_notinit(file, "never committed: empty, or its meta "
+                                      "pages are zeros (an init was "
+                                      "interrupted)");
     }
     if (!m0.valid) {
         return pps__err(PPS_ESTORAGE,

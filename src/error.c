@@ -12,17 +12,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static _Thread_local char err_text[1024];
 static _Thread_local unsigned err_call;  /* bumped by pps__err_begin() */
 static _Thread_local unsigned err_owner; /* the call that wrote err_text */
-
-const char *
-pps_version(void)
-{
-    return PPS_VERSION_STRING;
-}
 
 const char *
 pps_strerror(int status)
@@ -93,7 +86,7 @@ pps__err(int status, const char *fmt, ...)
 }
 
 int
-pps__err_lmdb(int rc, const char *what, const char *path)
+pps__err_rc(int rc, const char *what, const char *path)
 {
     int status;
     switch (rc) {
@@ -128,29 +121,23 @@ pps__err_lmdb(int rc, const char *what, const char *path)
     return pps__err(status, "%s: %s%s", what, mdb_strerror(rc), hint);
 }
 
-static int64_t
-clock_ns(clockid_t clock)
+int
+pps__err_notinit(const char *path, const char *what)
 {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return pps__err(PPS_ENOTINIT, "%s: %s; run persipubsub-ctl init", path,
+                    what);
 }
 
-int64_t
-pps__now_realtime_ns(void)
+int
+pps__err_foreign(const char *path, const char *what)
 {
-    return clock_ns(CLOCK_REALTIME);
+    return pps__err(PPS_EFOREIGN,
+                    "%s: not a persipubsub queue (%s); left untouched", path,
+                    what);
 }
 
-int64_t
-pps__now_monotonic_ns(void)
+int
+pps__err_nomem(void)
 {
-    return clock_ns(CLOCK_MONOTONIC);
-}
-
-/* A few milliseconds coarse, and cheaper: for housekeeping intervals. */
-int64_t
-pps__now_coarse_ns(void)
-{
-    return clock_ns(CLOCK_MONOTONIC_COARSE);
+    return pps__err(PPS_ENOMEM, "out of memory");
 }

@@ -1,6 +1,21 @@
 /*
- * What the files of src/ share. Names here are pps__ (internal, hidden from
- * the shared library's symbol table); everything else in a .c is static.
+ * What the files of src/ share, grouped by the file that owns each part,
+ * from the bottom layer up: a file calls only the files of the sections
+ * above its own. Names here are pps__ (hidden from the shared library's
+ * symbol table); everything else in a .c is static.
+ *
+ *   error.c, process.c          statuses and details; clocks, the pid
+ *   config.c, config_query.c    the configuration and finding its queues
+ *   layout.c                    every database, key and record of a queue
+ *   queuedir.c, datafile.c,     the queue directory, a look at data.mdb
+ *   wakeup.c                    before LMDB opens it, the wake-up file
+ *   space.c                     room in the map and on the disk
+ *   txn.c                       transactions: begin, commit, retry
+ *   env.c                       the registry of open queues, opening one
+ *   hwm.c                       the high-water mark
+ *   control.c, inspect.c,       init/prune/clear, status, check, and the
+ *   check.c, publisher.c,       handles (the public API lives here)
+ *   subscriber.c
  */
 #ifndef PERSIPUBSUB_INTERNAL_H
 #define PERSIPUBSUB_INTERNAL_H
@@ -17,7 +32,7 @@
 /* A const pointer as LMDB's MDB_val wants it (LMDB never writes through
  * the pointers of keys and values it is given). */
 static inline void *
-pps__mut(const void *p)
+pps__unconst(const void *p)
 {
     union {
         const void *c;
@@ -25,6 +40,8 @@ pps__mut(const void *p)
     } u = {.c = p};
     return u.m;
 }
+
+typedef struct pps__env pps__env;
 
 /* ---- errors (error.c) ---------------------------------------------------- */
 
@@ -34,9 +51,29 @@ void pps__err_begin(void);
 /* Records the detail of a failure (printf format) and returns status. */
 int pps__err(int status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Translates an LMDB or errno code (rc) met while doing `what` into a status,
- * records "what: text" and returns the status. */
-int pps__err_lmdb(int rc, const char *what, const char *path);
+/* Translates an LMDB or errno code `rc` met while doing `what` on `path`
+ * (may be NULL) into a status, records "path: what: text" and returns the
+ * status. */
+int pps__err_rc(int rc, const char *what, const char *path);
+/* PPS_ENOTINIT with "path: what; run persipubsub-ctl init". */
+int pps__err_notinit(const char *path, const char *what);
+/* PPS_EFOREIGN with "path: not a persipubsub queue (what); left
+ * untouched". */
+int pps__err_foreign(const char *path, const char *what);
+/* PPS_ENOMEM with "out of memory". */
+int pps__err_nomem(void);
+
+/* ---- the process: clocks and identity (process.c) ------------------------ */
+
+int64_t pps__now_realtime_ns(void);
+int64_t pps__now_monotonic_ns(void);
+/* A few milliseconds coarse, and cheaper: for housekeeping intervals. */
+int64_t pps__now_coarse_ns(void);
+/* getpid(), cached (and forgotten in a fork()ed child). */
+pid_t pps__pid(void);
+/* PPS_OK if this process opened the handle (pid `opener`), else
+ * PPS_EFORKED naming the `kind` of handle ("publisher", "subscriber"). */
+int pps__check_pid(pid_t opener, const char *kind);
 
 /* ---- configuration (config.c) -------------------------------------------- */
 
@@ -98,55 +135,285 @@ bool pps__sub_id_valid(const char *id);
 const pps__component *pps__config_component(const pps_config *cfg,
                                              const char *id);
 
+/* ---- finding the queues of a configuration (config_query.c) ------------- */
+
+/* The queues [*first, *end) that `name` selects: one found by key, path or
+ * the identity of its directory, or all of them if name is NULL.
+ * PPS_ENOTFOUND if none matches. */
+int pps__config_find_queues(const pps_config *cfg, const char *name,
+                            size_t *first, size_t *end);
+
 /* ---- storage layout (layout.c) ------------------------------------------- */
 
+/* The version of the layout below, stored in every queue (docs/format.rst):
+ * a change bumps it, init upgrades older queues, newer ones are refused. */
 #define PPS__FORMAT_VERSION 1u
+/* Names of the internal databases, for messages. */
 #define PPS__DB_META "pps.meta"
 #define PPS__DB_DATA "pps.data"
 #define PPS__DB_MSG "pps.msg"
-/* Pending databases are "sub:" + subscriber id; no internal name starts with
- * "sub:", so no id can clash with one. */
-#define PPS__SUB_PREFIX "sub:"
-#define PPS__SUB_NAME_MAX (sizeof(PPS__SUB_PREFIX) - 1 + 255 + 1)
-#define PPS__WAKE_FILE "pps.wake"
+/* The longest name of a subscriber's pending database, NUL included. */
+#define PPS__SUB_NAME_MAX (4 + 255 + 1)
 
-/* Keys of the meta database. */
-#define PPS__KEY_FORMAT "format"           /* uint32 version */
-#define PPS__KEY_SETTINGS "settings"       /* pps__settings */
-#define PPS__KEY_SUBSCRIBERS "subscribers" /* ids, each NUL-terminated */
-#define PPS__KEY_SEQ "seq"                 /* pps__seq */
-
-/* Stored in host byte order (as LMDB itself is). */
+/* The settings record, stored in host byte order (as LMDB itself is). */
 typedef struct pps__settings {
     uint64_t msg_timeout_secs;
     uint64_t max_msgs_num;
     uint64_t hwm_lmdb_size_bytes;
-    uint32_t strategy;
-    uint32_t durability;
+    uint32_t strategy;   /* enum pps__strategy */
+    uint32_t durability; /* enum pps__durability */
 } pps__settings;
 
+/* The sequence record. */
 typedef struct pps__seq {
     uint64_t next_id; /* the id the next message gets; starts at 1 */
     uint64_t gen;     /* bumped whenever settings or subscribers change */
 } pps__seq;
 
-/* Value of the msg database, keyed by id (MDB_INTEGERKEY). */
+/* The metadata record of a message. */
 typedef struct pps__msg_meta {
     int64_t published_ns;
     uint32_t pending; /* how many pending databases still hold the id */
     uint32_t reserved;
 } pps__msg_meta;
 
-/* ---- environment registry (env.c) ---------------------------------------- */
-
-typedef struct pps__env pps__env;
-
-typedef struct pps__env_view {
-    MDB_env *env;
+/* The internal databases of an open queue; the handles stay valid for the
+ * life of its environment. */
+typedef struct pps__dbs {
     MDB_dbi meta, data, msg;
-} pps__env_view;
+} pps__dbs;
 
-/* Gets the process-wide environment of a queue directory, opening it if
+/* What a prune, clear or removal took away. */
+typedef struct pps__removed {
+    uint64_t messages;
+    uint64_t bytes;
+} pps__removed;
+
+/* The registered subscribers of a queue with their pending databases. */
+typedef struct pps__subs {
+    char *ids;     /* n NUL-terminated ids, back to back */
+    size_t len;    /* bytes in ids */
+    size_t n;
+    MDB_dbi *dbis; /* n handles, in the order of ids */
+} pps__subs;
+
+/* Checks the format of a queue in a read-only environment, before anything
+ * is written to it: PPS_OK, PPS_ENOTINIT (no format record yet: an init
+ * never finished), PPS_EFOREIGN or PPS_EVERSION. */
+int pps__layout_probe(MDB_txn *txn, const char *path);
+/* Opens the internal databases into e->dbs (creating them if `create`). */
+int pps__layout_open(pps__env *e, MDB_txn *txn, bool create);
+/* PPS_OK if the queue is of this library's format version. */
+int pps__layout_check_format(const pps__env *e, MDB_txn *txn);
+/* Writes the format version unless one is stored; *changed tells. */
+int pps__layout_init_format(const pps__env *e, MDB_txn *txn, bool *changed);
+
+int pps__layout_read_settings(const pps__env *e, MDB_txn *txn,
+                              pps__settings *out);
+/* Stores s unless equal to what is stored; *changed tells. */
+int pps__layout_write_settings(const pps__env *e, MDB_txn *txn,
+                               const pps__settings *s, bool *changed);
+int pps__layout_read_seq(const pps__env *e, MDB_txn *txn, pps__seq *out);
+int pps__layout_write_seq(const pps__env *e, MDB_txn *txn,
+                          const pps__seq *seq);
+
+/* Reads the subscriber list and opens every pending database (inside a
+ * write transaction). *out is replaced; free it with pps__subs_free(). */
+int pps__subs_open(const pps__env *e, MDB_txn *txn, pps__subs *out);
+void pps__subs_free(pps__subs *s);
+/* Index of `id` in s, or -1. */
+long pps__subs_find(const pps__subs *s, const char *id);
+/* Registers the ids not registered yet, each with an empty pending
+ * database (inside a write transaction); *changed tells. PPS_EFULL, with
+ * nothing written, if more than max_subs would then be registered. */
+int pps__subs_register(const pps__env *e, MDB_txn *txn, char *const *ids,
+                       size_t n, uint64_t max_subs, bool *changed);
+/* Opens the pending database of registered subscriber sub_id (inside a
+ * write transaction); PPS_ENOTINIT if it is not registered. */
+int pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
+                       MDB_dbi *out);
+/* The name of sub_id's pending database, for messages. */
+void pps__layout_sub_name(char out[PPS__SUB_NAME_MAX], const char *sub_id);
+
+/* Decodes a key of pps.data, pps.msg or a pending database; false if it
+ * is not a message id. */
+bool pps__layout_decode_id(const MDB_val *key, uint64_t *id);
+/* Decodes the metadata record of message id; PPS_ESTORAGE if malformed. */
+int pps__layout_decode_meta(const pps__env *e, uint64_t id,
+                            const MDB_val *val, pps__msg_meta *out);
+
+/* Stores message `id` (payload, metadata with `published_ns`) and appends
+ * its id to the n pending databases `targets`. Ids must increase. */
+int pps__layout_append(const pps__env *e, MDB_txn *txn, uint64_t id,
+                       const pps_buf *msg, int64_t published_ns,
+                       const MDB_dbi *targets, size_t n);
+/* Fills msg with message `key` (zero-copy: msg->data points into the map
+ * and is valid while txn is). *orphan: the id pends but its message is
+ * gone (nothing to deliver). */
+int pps__layout_read_msg(const pps__env *e, MDB_txn *txn, const MDB_val *key,
+                         pps_message *msg, bool *orphan);
+/* Consumes message `id` for the subscriber whose pending database is
+ * `sub`: removes it there, decrements its pending count and deletes the
+ * message when that reaches 0. An id no longer pending is not an error. */
+int pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
+                        uint64_t id);
+/* Deletes message `id` from payload, metadata and the n pending databases
+ * `subs`; adds what it removed to *removed (may be NULL). */
+int pps__layout_remove_msg(const pps__env *e, MDB_txn *txn, uint64_t id,
+                           const MDB_dbi *subs, size_t n,
+                           pps__removed *removed);
+/* Deletes every message (subs: every pending database); adds to *removed. */
+int pps__layout_clear(const pps__env *e, MDB_txn *txn, const pps__subs *subs,
+                      pps__removed *removed);
+/* Sets the pending count of message id (check's repair). */
+int pps__layout_set_pending(const pps__env *e, MDB_txn *txn, uint64_t id,
+                            uint32_t pending);
+/* The oldest (newest: the newest) message's id and metadata; *found false
+ * if the queue is empty. */
+int pps__layout_end_msg(const pps__env *e, MDB_txn *txn, bool newest,
+                        uint64_t *id, pps__msg_meta *meta, bool *found);
+/* The first id of id-keyed database `dbi` (e->dbs.msg or a pending
+ * database); *found false if it is empty or its first key is no id. */
+int pps__layout_first_id(const pps__env *e, MDB_txn *txn, MDB_dbi dbi,
+                         uint64_t *id, bool *found);
+/* Publish time of message id, 0 if unknown. */
+int64_t pps__layout_published(const pps__env *e, MDB_txn *txn, uint64_t id);
+/* Messages stored, and the bytes of the pages holding them (what
+ * HWM_LMDB_SIZE_BYTES counts). O(1): LMDB's database statistics. */
+int pps__layout_usage(const pps__env *e, MDB_txn *txn, uint64_t *count,
+                      uint64_t *bytes);
+
+/* ---- the queue directory (queuedir.c) ------------------------------------ */
+
+/* Creates the queue directory and missing parents (mkdir -p); the queue
+ * directory gets the mode that file_mode implies. */
+int pps__qdir_create(const char *path, unsigned file_mode);
+/* Stats the queue directory: PPS_ENOTINIT if missing, PPS_EFOREIGN if it
+ * is not a directory. */
+int pps__qdir_stat(const char *path, dev_t *dev, ino_t *ino);
+/* Does file `name` exist in the queue directory? */
+bool pps__qdir_has(const char *path, const char *name);
+/* Gives the queue's files their configured mode (the umask may have
+ * masked it). */
+int pps__qdir_chmod_files(const char *path, unsigned file_mode);
+/* Flushes the directory itself, so that files created in it survive a
+ * power cut. */
+int pps__qdir_sync(const char *path);
+
+/* ---- a look at data.mdb before LMDB opens it (datafile.c) ---------------- */
+
+/* Checks, with plain reads, that <dir>/data.mdb is an LMDB file at least as
+ * long as its newest committed state; *size gets its size. PPS_ENOTINIT
+ * if it was never committed (empty, or zeros where its meta pages belong:
+ * an interrupted init), PPS_ESTORAGE with the path for anything else.
+ * Nothing is written. */
+int pps__datafile_check(const char *dir, int64_t *size);
+
+/* ---- the wake-up file (wakeup.c) ----------------------------------------- */
+
+#define PPS__WAKE_FILE "pps.wake"
+
+typedef struct pps__wake pps__wake;
+/* Maps the wake-up file of queue directory `dir`. With `create` a missing,
+ * empty or zero-filled file is (re)written and flushed with its directory;
+ * without, it is PPS_ENOTINIT. A file of other content is PPS_EFOREIGN. */
+int pps__wake_open(pps__wake **out, const char *dir, bool create,
+                   unsigned mode);
+void pps__wake_close(pps__wake *w);
+/* Wakes the receivers waiting on the queue (after a commit that added
+ * messages). */
+void pps__wake_notify(pps__wake *w);
+/* The wake-up word: read it before looking for messages, then wait. */
+uint32_t pps__wake_seq(const pps__wake *w);
+/* Sleeps until the wake-up word differs from `seen`, deadline_ns
+ * (CLOCK_MONOTONIC; negative: none) passes, or a safety interval
+ * elapses. */
+void pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns);
+
+/* ---- room in the map and on the disk (space.c) --------------------------- */
+
+/* Per environment; touched only inside write transactions. Atomic only for
+ * ThreadSanitizer, which cannot see LMDB's writer lock (the system liblmdb
+ * is not instrumented). */
+typedef struct pps__space {
+    _Atomic uint32_t psize;
+    _Atomic bool no_fallocate;  /* the file system cannot: stays sparse */
+    _Atomic uint64_t allocated; /* allocated up to here (this process) */
+} pps__space;
+
+/* Before any write transaction's first change: allocates the disk blocks it
+ * may write past the last used page. PPS_EFULL on a full file system. */
+int pps__space_for_write(pps__env *e);
+/* Before a send's first put: PPS_EFULL unless the map holds the messages
+ * and still leaves the subscribers their slack, and the disk blocks for
+ * them are allocated. */
+int pps__space_for_send(pps__env *e, const pps_buf *msgs, size_t n,
+                        size_t targets);
+
+/* ---- transactions (txn.c) ------------------------------------------------ */
+
+/* How often a write transaction reclaims the reader slots of dead
+ * processes. */
+#define PPS__READER_CHECK_NS ((int64_t)20 * 1000000)
+
+/* Begins a write transaction: reclaims dead readers' slots now and then,
+ * and reserves the disk blocks it may write. */
+int pps__txn_begin_write(pps__env *e, MDB_txn **txn);
+/* Begins (renew: renews) a read transaction; reclaims the reader slots of
+ * dead processes and retries once if the reader table is full. */
+int pps__txn_begin_read(pps__env *e, MDB_txn **txn);
+int pps__txn_renew(pps__env *e, MDB_txn *txn);
+/* Commits with the given durability (enum pps__durability); the
+ * transaction is gone either way. */
+int pps__txn_commit(pps__env *e, MDB_txn *txn, int durability,
+                    const char *what);
+/* The durability of a commit that consumes or removes messages in a queue
+ * of durability `queue`: never MDB_NOSYNC in a sync or nometasync queue
+ * (a meta page must not reach the disk before its data), but no flush of
+ * its own meta page either (a consumption need not survive an OS crash). */
+int pps__txn_consume_durability(int queue);
+
+/* The body of a write transaction: its changes, nothing else. It may
+ * change *durability, the durability of its commit. */
+typedef int (*pps__txn_body)(pps__env *e, MDB_txn *txn, void *ctx,
+                             int *durability);
+/* Runs body in a write transaction and commits it with `durability` (or
+ * what body chose; aborts it if body fails). When the map was full,
+ * reclaims the reader slots of dead processes (their snapshots pin pages)
+ * and runs it once more if there were any. */
+int pps__txn_run(pps__env *e, int durability, pps__txn_body body, void *ctx,
+                 const char *what);
+/* Clears the reader slots of dead processes; true if there were any. */
+bool pps__txn_reclaim_readers(pps__env *e);
+/* Commits a trivial change so that pages freed by the previous commit can
+ * be reused by the very next one. */
+int pps__txn_settle(pps__env *e, int durability);
+
+/* ---- the open queues of the process (env.c) ------------------------------ */
+
+/* One queue directory opened by this process: one LMDB environment, shared
+ * by every handle on it (LMDB forbids two in one process). */
+struct pps__env {
+    /* Set when it is opened, then only read, by every layer. */
+    MDB_env *env;
+    char *path;
+    pps__dbs dbs;
+    pps__wake *wake;
+    /* space.c's state */
+    pps__space space;
+    /* txn.c's: when dead readers were last reclaimed (atomic: see
+     * pps__space) */
+    _Atomic int64_t readers_checked_ns;
+    /* The registry's (env.c), under its lock. */
+    pps__env *next;
+    dev_t dev;
+    ino_t ino;
+    pid_t pid;
+    unsigned refs;
+    bool opening; /* another thread is opening it: wait */
+};
+
+/* Gets this process's environment of a queue directory, opening it if
  * needed, with a reference for the caller. With `create` the directory, the
  * LMDB files, the internal databases and the wake-up file are created when
  * missing; without it a directory lacking any of them is PPS_ENOTINIT and
@@ -155,156 +422,28 @@ int pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create);
 /* Drops the caller's reference; the last one closes the environment. A
  * reference taken in a parent process is ignored in a child after fork(). */
 void pps__env_release(pps__env *e);
-const pps__env_view *pps__env_get(const pps__env *e);
-/* getpid(), cached (and reset in a fork()ed child). */
-pid_t pps__pid(void);
 
-/* Checks, with plain reads, that <dir>/data.mdb is an LMDB file at least as
- * long as its newest committed state (datafile.c); *size gets its size.
- * PPS_ESTORAGE with the path otherwise. Nothing is written. */
-int pps__datafile_check(const char *dir, int64_t *size);
-const char *pps__env_path(const pps__env *e);
-/* Wakes receivers waiting on the queue (call after a commit that added
- * messages). */
-void pps__env_notify(pps__env *e);
-/* The wake-up word: read it before looking for messages, then wait. */
-uint32_t pps__env_wake_seq(pps__env *e);
-/* Sleeps until the wake-up word differs from `seen`, deadline_ns
- * (CLOCK_MONOTONIC) passes, or a safety interval elapses. */
-void pps__env_wait(pps__env *e, uint32_t seen, int64_t deadline_ns);
-
-/* ---- wake-up file (wakeup.c) --------------------------------------------- */
-
-typedef struct pps__wake pps__wake;
-/* Maps the wake-up file of queue directory `dir`, creating it if `create`. */
-int pps__wake_open(pps__wake **out, const char *dir, bool create,
-                   unsigned mode);
-void pps__wake_close(pps__wake *w);
-void pps__wake_notify(pps__wake *w);
-uint32_t pps__wake_seq(const pps__wake *w);
-void pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns);
-
-/* Begins a write transaction. */
-int pps__txn_write(pps__env *e, MDB_txn **txn);
-
-/* Room in the map and on the disk (space.c); the state is per environment
- * and touched only inside write transactions. */
-typedef struct pps__space {
-    /* Atomic only for ThreadSanitizer, which cannot see LMDB's writer lock
-     * (the system liblmdb is not instrumented). */
-    _Atomic uint32_t psize;
-    _Atomic bool no_fallocate;  /* the file system cannot: stays sparse */
-    _Atomic uint64_t allocated; /* allocated up to here (this process) */
-} pps__space;
-
-pps__space *pps__env_space(pps__env *e);
-/* Before any write transaction's first change: allocates the disk blocks it
- * may write past the last used page. PPS_EFULL on a full file system. */
-int pps__space_for_write(pps__env *e, pps__space *sp);
-/* Before a send's first put: PPS_EFULL unless the map holds the messages
- * and still leaves the subscribers their slack, and the disk blocks for
- * them are allocated. */
-int pps__space_for_send(pps__env *e, pps__space *sp, const pps_buf *msgs,
-                        size_t n, size_t targets);
-
-/* How often a write transaction reclaims the reader slots of dead
- * processes. */
-#define PPS__READER_CHECK_NS ((int64_t)20 * 1000000)
-
-/* Clears the reader slots of dead processes; true if there were any (a
- * transaction that failed for want of pages may then succeed). */
-bool pps__env_reclaim_readers(pps__env *e);
-/* Begins (or renews) a read transaction; reclaims the reader slots of dead
- * processes and retries once if the reader table is full. */
-int pps__txn_read(pps__env *e, MDB_txn **txn);
-int pps__txn_renew(pps__env *e, MDB_txn *txn);
-/* Commits with the given durability; aborts and translates on failure. */
-int pps__txn_commit(pps__env *e, MDB_txn *txn, int durability,
-                    const char *what);
-
-/* ---- queue storage operations (layout.c, hwm.c) -------------------------- */
-
-typedef struct pps__removed {
-    uint64_t messages;
-    uint64_t bytes;
-} pps__removed;
-
-/* Reads and checks the format version; PPS_ENOTINIT if absent. */
-int pps__layout_check(pps__env *e, MDB_txn *txn);
-int pps__layout_read_settings(pps__env *e, MDB_txn *txn, pps__settings *out);
-int pps__layout_read_seq(pps__env *e, MDB_txn *txn, pps__seq *out);
-int pps__layout_write_seq(pps__env *e, MDB_txn *txn, const pps__seq *seq);
-/* The registered subscriber ids as one malloc'ed buffer of NUL-terminated
- * strings; *n receives their count. */
-int pps__layout_read_subscribers(pps__env *e, MDB_txn *txn, char **buf,
-                                 size_t *len, size_t *n);
-void pps__layout_sub_name(char out[PPS__SUB_NAME_MAX], const char *sub_id);
-/* Opens the pending database of sub_id inside a write transaction (creating
- * it if `create`); PPS_ENOTINIT if it does not exist. */
-int pps__layout_open_sub(pps__env *e, MDB_txn *txn, const char *sub_id,
-                         bool create, MDB_dbi *out);
-/* The registered subscribers of a queue with their pending databases. */
-typedef struct pps__subs {
-    char *ids;     /* n NUL-terminated ids, back to back */
-    size_t len;    /* bytes in ids */
-    size_t n;
-    MDB_dbi *dbis; /* n handles, in the order of ids */
-} pps__subs;
-/* Reads the subscriber list and opens every pending database, inside a write
- * transaction. *out is replaced (free it with pps__subs_free()). */
-int pps__subs_open(pps__env *e, MDB_txn *txn, pps__subs *out);
-void pps__subs_free(pps__subs *s);
-/* Index of `id` in s, or -1. */
-long pps__subs_find(const pps__subs *s, const char *id);
-/* Writes the subscriber list. */
-int pps__subs_write(pps__env *e, MDB_txn *txn, const char *ids, size_t len);
-
-/* Commits a trivial change so that pages freed by the previous commit can
- * be reused by the next one. */
-int pps__layout_settle(pps__env *e);
-
-/* Consumes message `id` for the subscriber whose pending database is `sub`:
- * removes it there, decrements its pending count and deletes the message
- * when that reaches 0. An id no longer pending is not an error. */
-int pps__layout_consume(pps__env *e, MDB_txn *txn, MDB_dbi sub, uint64_t id);
-/* Deletes message `id` from payload, metadata and every pending database in
- * subs (n of them); adds what it removed to *removed. */
-int pps__layout_remove_msg(pps__env *e, MDB_txn *txn, uint64_t id,
-                           const MDB_dbi *subs, size_t n,
-                           pps__removed *removed);
+/* ---- the high-water mark (hwm.c) ----------------------------------------- */
 
 /* Applies the high-water mark inside write txn `txn`: removes expired
  * messages, then half of them if a limit is reached. front_ns (may be NULL)
  * caches a lower bound of the oldest message's publish time between calls
  * (0: unknown); reset it to 0 when the transaction fails. */
-int pps__hwm_enforce(pps__env *e, MDB_txn *txn, const pps__settings *s,
-                     const MDB_dbi *subs, size_t n, int64_t now_ns,
+int pps__hwm_enforce(const pps__env *e, MDB_txn *txn, const pps__settings *s,
+                     const pps__subs *subs, int64_t now_ns,
                      pps__removed *removed, int64_t *front_ns);
-/* Messages stored and the bytes of the pages holding them. */
-int pps__hwm_usage(pps__env *e, MDB_txn *txn, uint64_t *count,
-                   uint64_t *bytes);
 /* Pure arithmetic of the mark, testable without LMDB. */
 bool pps__hwm_expired(int64_t published_ns, int64_t now_ns,
                       uint64_t timeout_secs);
 bool pps__hwm_over(uint64_t count, uint64_t bytes, const pps__settings *s);
 uint64_t pps__hwm_prune_count(uint64_t count);
 
-/* ---- control (control.c) ------------------------------------------------ */
-int pps__ctl_prune_queue(const pps__queue_cfg *q, pps__removed *removed);
-int pps__ctl_clear_queue(const pps__queue_cfg *q, pps__removed *removed);
-/* The queues [*first, *end) that `name` selects: one found by key, path or
- * the identity of its directory, or all of them if name is NULL. */
-int pps__ctl_queue_range(const pps_config *cfg, const char *name,
-                         size_t *first, size_t *end);
-/* Acquires the environment of an initialized queue and begins a write
- * transaction with every subscriber's database open; on failure nothing is
- * left to release. */
-int pps__queue_open(const pps__queue_cfg *q, pps__env **e, MDB_txn **txn,
-                    pps__subs *subs);
+/* ---- control (control.c) ------------------------------------------------- */
 
-/* ---- time ----------------------------------------------------------------- */
-int64_t pps__now_realtime_ns(void);
-int64_t pps__now_monotonic_ns(void);
-int64_t pps__now_coarse_ns(void);
+/* Acquires the environment of an initialized queue and, in a write
+ * transaction committed before it returns, opens every subscriber's
+ * database; on failure nothing is left to release. */
+int pps__ctl_open_queue(const pps__queue_cfg *q, pps__env **e,
+                        pps__subs *subs);
 
 #endif /* PERSIPUBSUB_INTERNAL_H */

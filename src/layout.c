@@ -1,5 +1,6 @@
 /*
- * The storage layout of a queue (documented in docs/format.rst).
+ * The storage layout of a queue (documented in docs/format.rst): the one
+ * file that names a database, encodes a key or decodes a record.
  *
  * One LMDB environment per queue directory, with these named databases:
  *   pps.meta   settings: format version, limits, subscriber list, sequence
@@ -7,84 +8,206 @@
  *   pps.msg    id -> pps__msg_meta (time, pending) (MDB_INTEGERKEY)
  *   sub:<id>   id -> "" for every message subscriber <id> has not consumed
  * Payloads are kept apart from their small metadata so that consuming (which
- * rewrites the pending count) never copies a payload page.
+ * rewrites the pending count) never copies a payload page. Every function
+ * here works inside a transaction its caller owns (txn.c).
  */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int
-get_fixed(pps__env *e, MDB_txn *txn, const char *key, void *out, size_t size,
-          bool *found)
+/* Pending databases are "sub:" + subscriber id; no internal name starts with
+ * "sub:", so no id can clash with one. */
+#define SUB_PREFIX "sub:"
+_Static_assert(sizeof(SUB_PREFIX) - 1 + 255 + 1 == PPS__SUB_NAME_MAX,
+               "PPS__SUB_NAME_MAX follows the prefix");
+
+/* Keys of the meta database. */
+#define KEY_FORMAT "format"           /* uint32 version */
+#define KEY_SETTINGS "settings"       /* pps__settings */
+#define KEY_SUBSCRIBERS "subscribers" /* ids, each NUL-terminated */
+#define KEY_SEQ "seq"                 /* pps__seq */
+
+/* Flags of the message databases, as created and as opened. */
+#define ID_KEYED MDB_INTEGERKEY
+
+static MDB_val
+meta_key(const char *key)
 {
-    MDB_val k = {strlen(key), pps__mut(key)};
-    MDB_val v;
-    int rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
+    return (MDB_val){strlen(key), pps__unconst(key)};
+}
+
+/* Reads the fixed-size record `key` of the meta database into out. */
+static int
+get_fixed(const pps__env *e, MDB_txn *txn, const char *key, void *out,
+          size_t size, bool *found)
+{
+    MDB_val k = meta_key(key), v;
+    int rc = mdb_get(txn, e->dbs.meta, &k, &v);
     *found = false;
     if (rc == MDB_NOTFOUND) {
         return PPS_OK;
     }
     if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot read queue settings",
-                             pps__env_path(e));
+        return pps__err_rc(rc, "cannot read queue settings", e->path);
     }
     if (v.mv_size != size) {
         return pps__err(PPS_ESTORAGE,
                         "%s: queue setting \"%s\" has %zu bytes, expected %zu",
-                        pps__env_path(e), key, v.mv_size, size);
+                        e->path, key, v.mv_size, size);
     }
-    memcpy(out, v.mv_data, size);
+    memcpy(out, v.mv_data, size); /* LMDB values are only 2-byte aligned */
     *found = true;
     return PPS_OK;
 }
 
-int
-pps__layout_check(pps__env *e, MDB_txn *txn)
+static int
+put_meta(const pps__env *e, MDB_txn *txn, const char *key, const void *val,
+         size_t len)
 {
+    MDB_val k = meta_key(key);
+    MDB_val v = {len, pps__unconst(val)};
+    int rc = mdb_put(txn, e->dbs.meta, &k, &v, 0);
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot write queue settings", e->path);
+    }
+    return PPS_OK;
+}
+
+/* The format record as read from the meta database `meta`. */
+static int
+check_version(MDB_txn *txn, MDB_dbi meta, const char *path)
+{
+    MDB_val k = meta_key(KEY_FORMAT), v;
     uint32_t version;
-    bool found;
-    int status = get_fixed(e, txn, PPS__KEY_FORMAT, &version, sizeof(version),
-                           &found);
-    if (status != PPS_OK) {
-        return status;
+    int rc = mdb_get(txn, meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        return pps__err_notinit(path, "queue not initialized (no format "
+                                      "version)");
     }
-    if (!found) {
-        return pps__err(PPS_ENOTINIT,
-                        "%s: queue not initialized (no format version); run "
-                        "persipubsub-ctl init",
-                        pps__env_path(e));
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot read the format version", path);
     }
+    if (v.mv_size != sizeof(version)) {
+        return pps__err_foreign(path, "its format record is not ours");
+    }
+    memcpy(&version, v.mv_data, sizeof(version));
     if (version != PPS__FORMAT_VERSION) {
         return pps__err(PPS_EVERSION,
                         "%s: queue format version %u, this library reads "
                         "version %u",
-                        pps__env_path(e), (unsigned)version,
-                        PPS__FORMAT_VERSION);
+                        path, (unsigned)version, PPS__FORMAT_VERSION);
+    }
+    return PPS_OK;
+}
+
+/* Translates the failure to open internal database `name`. */
+static int
+open_failed(int rc, const char *name, const char *path)
+{
+    char what[64];
+    if (rc == MDB_NOTFOUND) {
+        snprintf(what, sizeof(what), "queue not initialized (no database %s)",
+                 name);
+        return pps__err_notinit(path, what);
+    }
+    if (rc == MDB_INCOMPATIBLE) {
+        snprintf(what, sizeof(what), "%s is not a database of ours", name);
+        return pps__err_foreign(path, what);
+    }
+    return pps__err_rc(rc, "cannot open internal database", path);
+}
+
+int
+pps__layout_probe(MDB_txn *txn, const char *path)
+{
+    MDB_dbi meta;
+    int rc = mdb_dbi_open(txn, PPS__DB_META, 0, &meta);
+    if (rc != 0) {
+        return open_failed(rc, PPS__DB_META, path);
+    }
+    return check_version(txn, meta, path);
+}
+
+int
+pps__layout_open(pps__env *e, MDB_txn *txn, bool create)
+{
+    unsigned c = create ? MDB_CREATE : 0;
+    int rc = mdb_dbi_open(txn, PPS__DB_META, c, &e->dbs.meta);
+    if (rc != 0) {
+        return open_failed(rc, PPS__DB_META, e->path);
+    }
+    rc = mdb_dbi_open(txn, PPS__DB_DATA, c | ID_KEYED, &e->dbs.data);
+    if (rc != 0) {
+        return open_failed(rc, PPS__DB_DATA, e->path);
+    }
+    rc = mdb_dbi_open(txn, PPS__DB_MSG, c | ID_KEYED, &e->dbs.msg);
+    if (rc != 0) {
+        return open_failed(rc, PPS__DB_MSG, e->path);
     }
     return PPS_OK;
 }
 
 int
-pps__layout_read_settings(pps__env *e, MDB_txn *txn, pps__settings *out)
+pps__layout_check_format(const pps__env *e, MDB_txn *txn)
+{
+    return check_version(txn, e->dbs.meta, e->path);
+}
+
+int
+pps__layout_init_format(const pps__env *e, MDB_txn *txn, bool *changed)
+{
+    int status = check_version(txn, e->dbs.meta, e->path);
+    if (status != PPS_ENOTINIT) {
+        return status;
+    }
+    pps__err_begin(); /* not an error here: init writes it */
+    uint32_t version = PPS__FORMAT_VERSION;
+    *changed = true;
+    return put_meta(e, txn, KEY_FORMAT, &version, sizeof(version));
+}
+
+int
+pps__layout_read_settings(const pps__env *e, MDB_txn *txn,
+                          pps__settings *out)
 {
     bool found;
-    int status = get_fixed(e, txn, PPS__KEY_SETTINGS, out, sizeof(*out),
-                           &found);
+    int status = get_fixed(e, txn, KEY_SETTINGS, out, sizeof(*out), &found);
     if (status == PPS_OK && !found) {
-        return pps__err(PPS_ENOTINIT,
-                        "%s: queue not initialized (no settings); run "
-                        "persipubsub-ctl init",
-                        pps__env_path(e));
+        return pps__err_notinit(e->path, "queue not initialized (no "
+                                         "settings)");
     }
     return status;
 }
 
 int
-pps__layout_read_seq(pps__env *e, MDB_txn *txn, pps__seq *out)
+pps__layout_write_settings(const pps__env *e, MDB_txn *txn,
+                           const pps__settings *s, bool *changed)
+{
+    pps__settings have;
+    bool found;
+    int status = get_fixed(e, txn, KEY_SETTINGS, &have, sizeof(have), &found);
+    if (status == PPS_ESTORAGE) {
+        pps__err_begin(); /* a malformed record is rewritten */
+        status = PPS_OK;
+        found = false;
+    }
+    if (status != PPS_OK) {
+        return status;
+    }
+    if (found && memcmp(&have, s, sizeof(have)) == 0) {
+        return PPS_OK;
+    }
+    *changed = true;
+    return put_meta(e, txn, KEY_SETTINGS, s, sizeof(*s));
+}
+
+int
+pps__layout_read_seq(const pps__env *e, MDB_txn *txn, pps__seq *out)
 {
     bool found;
-    int status = get_fixed(e, txn, PPS__KEY_SEQ, out, sizeof(*out), &found);
+    int status = get_fixed(e, txn, KEY_SEQ, out, sizeof(*out), &found);
     if (status == PPS_OK && !found) {
         out->next_id = 1;
         out->gen = 0;
@@ -93,163 +216,110 @@ pps__layout_read_seq(pps__env *e, MDB_txn *txn, pps__seq *out)
 }
 
 int
-pps__layout_write_seq(pps__env *e, MDB_txn *txn, const pps__seq *seq)
+pps__layout_write_seq(const pps__env *e, MDB_txn *txn, const pps__seq *seq)
 {
-    MDB_val k = {sizeof(PPS__KEY_SEQ) - 1, pps__mut(PPS__KEY_SEQ)};
-    MDB_val v = {sizeof(*seq), pps__mut(seq)};
-    int rc = mdb_put(txn, pps__env_get(e)->meta, &k, &v, 0);
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot write the id sequence",
-                             pps__env_path(e));
-    }
-    return PPS_OK;
+    return put_meta(e, txn, KEY_SEQ, seq, sizeof(*seq));
 }
 
-int
-pps__layout_read_subscribers(pps__env *e, MDB_txn *txn, char **buf,
-                             size_t *len, size_t *n)
-{
-    MDB_val k = {sizeof(PPS__KEY_SUBSCRIBERS) - 1,
-                 pps__mut(PPS__KEY_SUBSCRIBERS)};
-    MDB_val v;
-    *buf = NULL;
-    *len = 0;
-    *n = 0;
-    int rc = mdb_get(txn, pps__env_get(e)->meta, &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        return PPS_OK;
-    }
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot read the subscriber list",
-                             pps__env_path(e));
-    }
-    const char *p = v.mv_data;
-    if (v.mv_size > 0 && p[v.mv_size - 1] != '\0') {
-        return pps__err(PPS_ESTORAGE, "%s: corrupt subscriber list",
-                        pps__env_path(e));
-    }
-    *buf = malloc(v.mv_size + 1);
-    if (*buf == NULL) {
-        return pps__err(PPS_ENOMEM, "out of memory");
-    }
-    memcpy(*buf, p, v.mv_size);
-    (*buf)[v.mv_size] = '\0';
-    *len = v.mv_size;
-    for (size_t i = 0; i < v.mv_size; i++) {
-        if (p[i] == '\0') {
-            (*n)++;
-        }
-    }
-    return PPS_OK;
-}
+/* ---- subscribers ----------------------------------------------------------- */
 
 void
 pps__layout_sub_name(char out[PPS__SUB_NAME_MAX], const char *sub_id)
 {
-    size_t plen = sizeof(PPS__SUB_PREFIX) - 1;
+    size_t plen = sizeof(SUB_PREFIX) - 1;
     size_t idlen = strnlen(sub_id, PPS__SUB_NAME_MAX - plen - 1);
-    memcpy(out, PPS__SUB_PREFIX, plen);
+    memcpy(out, SUB_PREFIX, plen);
     memcpy(out + plen, sub_id, idlen);
     out[plen + idlen] = '\0';
 }
 
-int
-pps__layout_open_sub(pps__env *e, MDB_txn *txn, const char *sub_id,
-                     bool create, MDB_dbi *out)
+/* Opens the pending database of sub_id (creating it if `create`). */
+static int
+open_pending(const pps__env *e, MDB_txn *txn, const char *sub_id,
+             bool create, MDB_dbi *out)
 {
     char name[PPS__SUB_NAME_MAX];
     pps__layout_sub_name(name, sub_id);
-    int rc = mdb_dbi_open(txn, name,
-                          MDB_INTEGERKEY | (create ? MDB_CREATE : 0), out);
+    int rc = mdb_dbi_open(txn, name, ID_KEYED | (create ? MDB_CREATE : 0),
+                          out);
     if (rc == MDB_NOTFOUND) {
-        return pps__err(PPS_ENOTINIT,
-                        "%s: subscriber \"%s\" is not initialized; run "
-                        "persipubsub-ctl init",
-                        pps__env_path(e), sub_id);
+        char what[PPS__SUB_NAME_MAX + 64];
+        snprintf(what, sizeof(what), "subscriber \"%s\" is not registered",
+                 sub_id);
+        return pps__err_notinit(e->path, what);
     }
     if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot open subscriber database",
-                             pps__env_path(e));
+        return pps__err_rc(rc, "cannot open subscriber database", e->path);
     }
     return PPS_OK;
 }
 
 int
-pps__layout_remove_msg(pps__env *e, MDB_txn *txn, uint64_t id,
-                       const MDB_dbi *subs, size_t n, pps__removed *removed)
+pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
+                   MDB_dbi *out)
 {
-    const pps__env_view *v = pps__env_get(e);
-    MDB_val k = {sizeof(id), &id};
-    MDB_val data;
-    int rc = mdb_get(txn, v->data, &k, &data);
-    size_t bytes = rc == 0 ? data.mv_size : 0;
-    if (rc == 0) {
-        rc = mdb_del(txn, v->data, &k, NULL);
+    return open_pending(e, txn, sub_id, false, out);
+}
+
+/* Reads the registered ids into s (its dbis are left NULL). */
+static int
+read_ids(const pps__env *e, MDB_txn *txn, pps__subs *s)
+{
+    MDB_val k = meta_key(KEY_SUBSCRIBERS), v;
+    memset(s, 0, sizeof(*s));
+    int rc = mdb_get(txn, e->dbs.meta, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        v.mv_size = 0;
+    } else if (rc != 0) {
+        return pps__err_rc(rc, "cannot read the subscriber list", e->path);
     }
-    if (rc == 0 || rc == MDB_NOTFOUND) {
-        rc = mdb_del(txn, v->msg, &k, NULL);
+    const char *p = v.mv_data;
+    if (v.mv_size > 0 && p[v.mv_size - 1] != '\0') {
+        return pps__err(PPS_ESTORAGE, "%s: corrupt subscriber list", e->path);
     }
-    for (size_t i = 0; i < n && (rc == 0 || rc == MDB_NOTFOUND); i++) {
-        rc = mdb_del(txn, subs[i], &k, NULL);
+    s->ids = malloc(v.mv_size + 1);
+    if (s->ids == NULL) {
+        return pps__err_nomem();
     }
-    if (rc != 0 && rc != MDB_NOTFOUND) {
-        return pps__err_lmdb(rc, "cannot remove message", pps__env_path(e));
+    if (v.mv_size > 0) {
+        memcpy(s->ids, p, v.mv_size);
     }
-    if (removed != NULL) {
-        removed->messages++;
-        removed->bytes += bytes;
+    s->ids[v.mv_size] = '\0';
+    s->len = v.mv_size;
+    for (size_t i = 0; i < v.mv_size; i++) {
+        s->n += p[i] == '\0';
     }
     return PPS_OK;
 }
 
 int
-pps__layout_consume(pps__env *e, MDB_txn *txn, MDB_dbi sub, uint64_t id)
+pps__subs_open(const pps__env *e, MDB_txn *txn, pps__subs *out)
 {
-    const pps__env_view *v = pps__env_get(e);
-    MDB_val k = {sizeof(id), &id};
-    MDB_val val;
-    int rc = mdb_del(txn, sub, &k, NULL);
-    if (rc == MDB_NOTFOUND) {
-        return PPS_OK; /* pruned or cleared meanwhile: nothing to do */
+    pps__subs s;
+    int status = read_ids(e, txn, &s);
+    if (status != PPS_OK) {
+        goto fail;
     }
-    if (rc == 0) {
-        rc = mdb_get(txn, v->msg, &k, &val);
+    s.dbis = calloc(s.n > 0 ? s.n : 1, sizeof(*s.dbis));
+    if (s.dbis == NULL) {
+        status = pps__err_nomem();
+        goto fail;
     }
-    if (rc == MDB_NOTFOUND) {
-        /* An id without metadata: drop what is left of it. */
-        rc = mdb_del(txn, v->data, &k, NULL);
-        return rc == 0 || rc == MDB_NOTFOUND
-                   ? PPS_OK
-                   : pps__err_lmdb(rc, "cannot consume message",
-                                   pps__env_path(e));
-    }
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot consume message", pps__env_path(e));
-    }
-    pps__msg_meta meta;
-    if (val.mv_size != sizeof(meta)) {
-        return pps__err(PPS_ESTORAGE, "%s: corrupt metadata of message %llu",
-                        pps__env_path(e), (unsigned long long)id);
-    }
-    memcpy(&meta, val.mv_data, sizeof(meta));
-    if (meta.pending > 1) {
-        meta.pending--;
-        val.mv_data = &meta;
-        val.mv_size = sizeof(meta);
-        rc = mdb_put(txn, v->msg, &k, &val, 0);
-    } else {
-        rc = mdb_del(txn, v->msg, &k, NULL);
-        if (rc == 0) {
-            rc = mdb_del(txn, v->data, &k, NULL);
-            if (rc == MDB_NOTFOUND) {
-                rc = 0;
-            }
+    const char *id = s.ids;
+    for (size_t i = 0; i < s.n; i++) {
+        status = open_pending(e, txn, id, false, &s.dbis[i]);
+        if (status != PPS_OK) {
+            goto fail;
         }
+        id += strlen(id) + 1;
     }
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot consume message", pps__env_path(e));
-    }
+    pps__subs_free(out);
+    *out = s;
     return PPS_OK;
+
+fail:
+    pps__subs_free(&s);
+    return status;
 }
 
 void
@@ -258,33 +328,6 @@ pps__subs_free(pps__subs *s)
     free(s->ids);
     free(s->dbis);
     memset(s, 0, sizeof(*s));
-}
-
-int
-pps__subs_open(pps__env *e, MDB_txn *txn, pps__subs *out)
-{
-    pps__subs s = {0};
-    int status = pps__layout_read_subscribers(e, txn, &s.ids, &s.len, &s.n);
-    if (status != PPS_OK) {
-        return status;
-    }
-    s.dbis = calloc(s.n > 0 ? s.n : 1, sizeof(*s.dbis));
-    if (s.dbis == NULL) {
-        pps__subs_free(&s);
-        return pps__err(PPS_ENOMEM, "out of memory");
-    }
-    const char *id = s.ids;
-    for (size_t i = 0; i < s.n; i++) {
-        status = pps__layout_open_sub(e, txn, id, false, &s.dbis[i]);
-        if (status != PPS_OK) {
-            pps__subs_free(&s);
-            return status;
-        }
-        id += strlen(id) + 1;
-    }
-    pps__subs_free(out);
-    *out = s;
-    return PPS_OK;
 }
 
 long
@@ -301,39 +344,357 @@ pps__subs_find(const pps__subs *s, const char *id)
 }
 
 int
-pps__subs_write(pps__env *e, MDB_txn *txn, const char *ids, size_t len)
+pps__subs_register(const pps__env *e, MDB_txn *txn, char *const *ids,
+                   size_t n, uint64_t max_subs, bool *changed)
 {
-    MDB_val k = {sizeof(PPS__KEY_SUBSCRIBERS) - 1,
-                 pps__mut(PPS__KEY_SUBSCRIBERS)};
-    MDB_val v = {len, pps__mut(ids)};
-    int rc = mdb_put(txn, pps__env_get(e)->meta, &k, &v, 0);
+    pps__subs have;
+    char *list = NULL;
+    int status = read_ids(e, txn, &have);
+    if (status != PPS_OK) {
+        goto done;
+    }
+    size_t len = have.len, added = 0;
+    for (size_t i = 0; i < n; i++) {
+        len += strlen(ids[i]) + 1;
+        added += pps__subs_find(&have, ids[i]) < 0;
+    }
+    if (have.n + added > max_subs) {
+        status = pps__err(PPS_EFULL,
+                          "%s: %zu subscriber(s) registered and %zu new, but "
+                          "max_db_num leaves room for %llu (raise "
+                          "max_db_num, or remove subscribers that left the "
+                          "configuration); nothing was changed",
+                          e->path, have.n, added,
+                          (unsigned long long)max_subs);
+        goto done;
+    }
+    list = malloc(len > 0 ? len : 1);
+    if (list == NULL) {
+        status = pps__err_nomem();
+        goto done;
+    }
+    if (have.len > 0) {
+        memcpy(list, have.ids, have.len);
+    }
+    size_t used = have.len;
+    for (size_t i = 0; i < n; i++) {
+        MDB_dbi dbi;
+        status = open_pending(e, txn, ids[i], true, &dbi);
+        if (status != PPS_OK) {
+            goto done;
+        }
+        if (pps__subs_find(&have, ids[i]) < 0) {
+            size_t idlen = strlen(ids[i]) + 1;
+            memcpy(list + used, ids[i], idlen);
+            used += idlen;
+        }
+    }
+    if (used != have.len) {
+        *changed = true;
+        status = put_meta(e, txn, KEY_SUBSCRIBERS, list, used);
+    }
+done:
+    free(list);
+    pps__subs_free(&have);
+    return status;
+}
+
+/* ---- messages ---------------------------------------------------------------- */
+
+bool
+pps__layout_decode_id(const MDB_val *key, uint64_t *id)
+{
+    if (key->mv_size != sizeof(*id)) {
+        return false;
+    }
+    memcpy(id, key->mv_data, sizeof(*id));
+    return true;
+}
+
+int
+pps__layout_decode_meta(const pps__env *e, uint64_t id, const MDB_val *val,
+                        pps__msg_meta *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (val->mv_size != sizeof(*out)) {
+        return pps__err(PPS_ESTORAGE,
+                        "%s: corrupt metadata of message %llu (%zu bytes, "
+                        "expected %zu)",
+                        e->path, (unsigned long long)id, val->mv_size,
+                        sizeof(*out));
+    }
+    memcpy(out, val->mv_data, sizeof(*out));
+    return PPS_OK;
+}
+
+/* Appends (id, val) to an id-keyed database. */
+static int
+append(const pps__env *e, MDB_txn *txn, MDB_dbi dbi, uint64_t id,
+       const void *data, size_t len)
+{
+    MDB_val k = {sizeof(id), &id};
+    MDB_val v = {len, pps__unconst(data)};
+    int rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) {
+        return pps__err(PPS_ESTORAGE,
+                        "%s: message id %llu is not above the last stored id "
+                        "(inconsistent queue: run persipubsub-ctl check)",
+                        e->path, (unsigned long long)id);
+    }
     if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot write the subscriber list",
-                             pps__env_path(e));
+        return pps__err_rc(rc, "cannot store message", e->path);
     }
     return PPS_OK;
 }
 
 int
-pps__layout_settle(pps__env *e)
+pps__layout_append(const pps__env *e, MDB_txn *txn, uint64_t id,
+                   const pps_buf *msg, int64_t published_ns,
+                   const MDB_dbi *targets, size_t n)
 {
-    /* LMDB reuses pages freed by transaction N only from transaction N + 2
-     * on (readers of N - 1 may still see them). One more commit that
-     * changes something makes what a prune or clear freed usable by the
-     * very next send. */
-    MDB_txn *txn;
-    pps__seq seq;
-    int status = pps__txn_write(e, &txn);
-    if (status != PPS_OK) {
-        return status;
-    }
-    status = pps__layout_read_seq(e, txn, &seq);
+    pps__msg_meta meta = {.published_ns = published_ns,
+                          .pending = (uint32_t)n};
+    int status = append(e, txn, e->dbs.data, id, msg->data, msg->len);
     if (status == PPS_OK) {
-        status = pps__layout_write_seq(e, txn, &seq);
+        status = append(e, txn, e->dbs.msg, id, &meta, sizeof(meta));
     }
+    for (size_t i = 0; i < n && status == PPS_OK; i++) {
+        status = append(e, txn, targets[i], id, NULL, 0);
+    }
+    return status;
+}
+
+int
+pps__layout_read_msg(const pps__env *e, MDB_txn *txn, const MDB_val *key,
+                     pps_message *msg, bool *orphan)
+{
+    MDB_val k = *key, data, val;
+    pps__msg_meta meta;
+    *orphan = false;
+    if (!pps__layout_decode_id(&k, &msg->id)) {
+        return pps__err(PPS_ESTORAGE, "%s: a pending database holds a key "
+                        "of %zu bytes, not a message id", e->path, k.mv_size);
+    }
+    int rc = mdb_get(txn, e->dbs.data, &k, &data);
+    if (rc == 0) {
+        rc = mdb_get(txn, e->dbs.msg, &k, &val);
+    }
+    if (rc == MDB_NOTFOUND) {
+        *orphan = true;
+        return PPS_OK;
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot read message", e->path);
+    }
+    int status = pps__layout_decode_meta(e, msg->id, &val, &meta);
     if (status != PPS_OK) {
-        mdb_txn_abort(txn);
         return status;
     }
-    return pps__txn_commit(e, txn, PPS__NOSYNC, "cannot settle free pages");
+    msg->data = data.mv_data;
+    msg->len = data.mv_size;
+    msg->published_ns = meta.published_ns;
+    return PPS_OK;
+}
+
+/* Deletes key k from dbi; a missing key is fine. */
+static int
+del_id(const pps__env *e, MDB_txn *txn, MDB_dbi dbi, MDB_val *k,
+       const char *what)
+{
+    int rc = mdb_del(txn, dbi, k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return pps__err_rc(rc, what, e->path);
+    }
+    return PPS_OK;
+}
+
+int
+pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
+                    uint64_t id)
+{
+    static const char what[] = "cannot consume message";
+    MDB_val k = {sizeof(id), &id}, val;
+    pps__msg_meta meta;
+    int rc = mdb_del(txn, sub, &k, NULL);
+    if (rc == MDB_NOTFOUND) {
+        return PPS_OK; /* pruned or cleared meanwhile: nothing to do */
+    }
+    if (rc == 0) {
+        rc = mdb_get(txn, e->dbs.msg, &k, &val);
+    }
+    if (rc == MDB_NOTFOUND) {
+        /* An id without metadata: drop what is left of it. */
+        return del_id(e, txn, e->dbs.data, &k, what);
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, what, e->path);
+    }
+    int status = pps__layout_decode_meta(e, id, &val, &meta);
+    if (status != PPS_OK) {
+        return status;
+    }
+    if (meta.pending > 1) {
+        return pps__layout_set_pending(e, txn, id, meta.pending - 1);
+    }
+    status = del_id(e, txn, e->dbs.msg, &k, what);
+    if (status == PPS_OK) {
+        status = del_id(e, txn, e->dbs.data, &k, what);
+    }
+    return status;
+}
+
+int
+pps__layout_set_pending(const pps__env *e, MDB_txn *txn, uint64_t id,
+                        uint32_t pending)
+{
+    MDB_val k = {sizeof(id), &id}, old;
+    pps__msg_meta meta = {.published_ns = pps__now_realtime_ns()};
+    if (mdb_get(txn, e->dbs.msg, &k, &old) == 0 &&
+        old.mv_size == sizeof(meta)) {
+        memcpy(&meta, old.mv_data, sizeof(meta));
+    }
+    meta.pending = pending;
+    MDB_val val = {sizeof(meta), &meta};
+    int rc = mdb_put(txn, e->dbs.msg, &k, &val, 0);
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot write message metadata", e->path);
+    }
+    return PPS_OK;
+}
+
+int
+pps__layout_remove_msg(const pps__env *e, MDB_txn *txn, uint64_t id,
+                       const MDB_dbi *subs, size_t n, pps__removed *removed)
+{
+    static const char what[] = "cannot remove message";
+    MDB_val k = {sizeof(id), &id}, data;
+    int rc = mdb_get(txn, e->dbs.data, &k, &data);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return pps__err_rc(rc, what, e->path);
+    }
+    size_t bytes = rc == 0 ? data.mv_size : 0;
+    int status = del_id(e, txn, e->dbs.data, &k, what);
+    if (status == PPS_OK) {
+        status = del_id(e, txn, e->dbs.msg, &k, what);
+    }
+    for (size_t i = 0; i < n && status == PPS_OK; i++) {
+        status = del_id(e, txn, subs[i], &k, what);
+    }
+    if (status == PPS_OK && removed != NULL) {
+        removed->messages++;
+        removed->bytes += bytes;
+    }
+    return status;
+}
+
+int
+pps__layout_clear(const pps__env *e, MDB_txn *txn, const pps__subs *subs,
+                  pps__removed *removed)
+{
+    uint64_t count, bytes;
+    int status = pps__layout_usage(e, txn, &count, &bytes);
+    if (status != PPS_OK) {
+        return status;
+    }
+    int rc = mdb_drop(txn, e->dbs.data, 0);
+    if (rc == 0) {
+        rc = mdb_drop(txn, e->dbs.msg, 0);
+    }
+    for (size_t i = 0; i < subs->n && rc == 0; i++) {
+        rc = mdb_drop(txn, subs->dbis[i], 0);
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot clear queue", e->path);
+    }
+    removed->messages += count;
+    removed->bytes += bytes;
+    return PPS_OK;
+}
+
+/* The first (last: the last) key and value of dbi. */
+static int
+end_of(const pps__env *e, MDB_txn *txn, MDB_dbi dbi, bool last, MDB_val *k,
+       MDB_val *v, bool *found)
+{
+    MDB_cursor *cur;
+    *found = false;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot open cursor", e->path);
+    }
+    rc = mdb_cursor_get(cur, k, v, last ? MDB_LAST : MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        return PPS_OK;
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot read the queue's end", e->path);
+    }
+    *found = true;
+    return PPS_OK;
+}
+
+int
+pps__layout_end_msg(const pps__env *e, MDB_txn *txn, bool newest,
+                    uint64_t *id, pps__msg_meta *meta, bool *found)
+{
+    MDB_val k, v;
+    int status = end_of(e, txn, e->dbs.msg, newest, &k, &v, found);
+    if (status != PPS_OK || !*found) {
+        return status;
+    }
+    if (!pps__layout_decode_id(&k, id)) {
+        return pps__err(PPS_ESTORAGE, "%s: %s holds a key of %zu bytes, not "
+                        "a message id", e->path, PPS__DB_MSG, k.mv_size);
+    }
+    return pps__layout_decode_meta(e, *id, &v, meta);
+}
+
+int
+pps__layout_first_id(const pps__env *e, MDB_txn *txn, MDB_dbi dbi,
+                     uint64_t *id, bool *found)
+{
+    MDB_val k, v;
+    int status = end_of(e, txn, dbi, false, &k, &v, found);
+    if (status == PPS_OK && *found && !pps__layout_decode_id(&k, id)) {
+        *found = false;
+    }
+    return status;
+}
+
+int64_t
+pps__layout_published(const pps__env *e, MDB_txn *txn, uint64_t id)
+{
+    MDB_val k = {sizeof(id), &id}, val;
+    pps__msg_meta meta;
+    if (mdb_get(txn, e->dbs.msg, &k, &val) != 0 ||
+        val.mv_size != sizeof(meta)) {
+        return 0;
+    }
+    memcpy(&meta, val.mv_data, sizeof(meta));
+    return meta.published_ns;
+}
+
+int
+pps__layout_usage(const pps__env *e, MDB_txn *txn, uint64_t *count,
+                  uint64_t *bytes)
+{
+    MDB_stat data, msg;
+    *count = 0;
+    *bytes = 0;
+    int rc = mdb_stat(txn, e->dbs.data, &data);
+    if (rc == 0) {
+        rc = mdb_stat(txn, e->dbs.msg, &msg);
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot read database statistics", e->path);
+    }
+    *count = msg.ms_entries;
+    /* As the original persipubsub: the pages holding messages times the
+     * page size (free pages, reused by later commits, do not count). */
+    *bytes = (uint64_t)data.ms_psize *
+             (data.ms_branch_pages + data.ms_leaf_pages +
+              data.ms_overflow_pages + msg.ms_branch_pages +
+              msg.ms_leaf_pages + msg.ms_overflow_pages);
+    return PPS_OK;
 }

@@ -51,9 +51,10 @@ slack_of(const pps__space *sp, uint64_t map)
 
 /* Reads the page size, the map size and the end of the last used page. */
 static void
-usage(pps__env *e, pps__space *sp, uint64_t *used_end, uint64_t *map)
+usage(pps__env *e, uint64_t *used_end, uint64_t *map)
 {
-    MDB_env *env = pps__env_get(e)->env;
+    pps__space *sp = &e->space;
+    MDB_env *env = e->env;
     if (sp->psize == 0) {
         MDB_stat st;
         mdb_env_stat(env, &st);
@@ -70,14 +71,15 @@ usage(pps__env *e, pps__space *sp, uint64_t *used_end, uint64_t *map)
  * per step, not one per commit); on a full file system settles for `end`,
  * then for `min_end`, before giving up. */
 static int
-allocate(pps__env *e, pps__space *sp, uint64_t from, uint64_t end,
-         uint64_t min_end, uint64_t cap)
+allocate(pps__env *e, uint64_t from, uint64_t end, uint64_t min_end,
+         uint64_t cap)
 {
+    pps__space *sp = &e->space;
     if (sp->no_fallocate || end <= sp->allocated) {
         return PPS_OK;
     }
     int fd = -1;
-    if (mdb_env_get_fd(pps__env_get(e)->env, &fd) != 0 || fd < 0) {
+    if (mdb_env_get_fd(e->env, &fd) != 0 || fd < 0) {
         return PPS_OK;
     }
     if (from > sp->allocated) {
@@ -108,20 +110,20 @@ allocate(pps__env *e, pps__space *sp, uint64_t from, uint64_t end,
                         "%s/data.mdb: the file system is full: cannot "
                         "allocate %llu more bytes (free disk space, or prune "
                         "or clear the queue)",
-                        pps__env_path(e), (unsigned long long)(end - from));
+                        e->path, (unsigned long long)(end - from));
     }
-    return pps__err_lmdb(errno, "cannot allocate disk space for",
-                         pps__env_path(e));
+    return pps__err_rc(errno, "cannot allocate disk space for",
+                         e->path);
 }
 
 int
-pps__space_for_write(pps__env *e, pps__space *sp)
+pps__space_for_write(pps__env *e)
 {
     uint64_t used_end, map;
-    usage(e, sp, &used_end, &map);
+    usage(e, &used_end, &map);
     uint64_t end = used_end + WRITE_MARGIN;
     uint64_t min_end = used_end + WRITE_MARGIN_MIN;
-    return allocate(e, sp, used_end, end < map ? end : map,
+    return allocate(e, used_end, end < map ? end : map,
                     min_end < map ? min_end : map, map);
 }
 
@@ -135,7 +137,7 @@ free_pages(pps__env *e)
     MDB_cursor *cur;
     MDB_val k, v;
     uint64_t n = 0;
-    if (mdb_txn_begin(pps__env_get(e)->env, NULL, MDB_RDONLY, &txn) != 0) {
+    if (mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn) != 0) {
         return 0;
     }
     if (mdb_cursor_open(txn, 0 /* FREE_DBI */, &cur) == 0) {
@@ -170,11 +172,12 @@ send_estimate(uint64_t psize, const pps_buf *msgs, size_t n, size_t targets)
 }
 
 int
-pps__space_for_send(pps__env *e, pps__space *sp, const pps_buf *msgs,
-                    size_t n, size_t targets)
+pps__space_for_send(pps__env *e, const pps_buf *msgs, size_t n,
+                    size_t targets)
 {
+    const pps__space *sp = &e->space;
     uint64_t used_end, map;
-    usage(e, sp, &used_end, &map);
+    usage(e, &used_end, &map);
     uint64_t need = send_estimate(sp->psize, msgs, n, targets);
     uint64_t slack = slack_of(sp, map);
     uint64_t end = used_end + need + slack;
@@ -187,7 +190,7 @@ pps__space_for_send(pps__env *e, pps__space *sp, const pps_buf *msgs,
                             "and the last %llu are kept for the subscribers "
                             "to consume (raise max_db_size_bytes, or prune or "
                             "clear the queue)",
-                            pps__env_path(e), (unsigned long long)used_end,
+                            e->path, (unsigned long long)used_end,
                             (unsigned long long)map,
                             (unsigned long long)reusable,
                             (unsigned long long)need,
@@ -195,5 +198,5 @@ pps__space_for_send(pps__env *e, pps__space *sp, const pps_buf *msgs,
         }
         end = map; /* it goes into reused pages */
     }
-    return allocate(e, sp, used_end, end, end, map);
+    return allocate(e, used_end, end, end, map);
 }

@@ -3,11 +3,12 @@
  *
  * A receive looks at the front of the subscriber's pending database in a
  * read transaction and hands the payload to the callback straight from the
- * memory map. Only after the callback accepted it does a short write
- * transaction consume the message (no flush: consuming is never made
- * durable on its own, so after an OS crash a consumed message may come
- * again, but none is lost). The callback therefore never runs under LMDB's
- * write lock: a slow subscriber does not hold up publishers, and a
+ * memory map (layout.c reads it). Only after the callback accepted it does
+ * a short write transaction consume the message (txn.c). That commit
+ * flushes its data but not its meta page (pps__txn_consume_durability()):
+ * after an OS crash a consumed message may come again, but none is lost
+ * and the queue stays whole. The callback therefore never runs under
+ * LMDB's write lock: a slow subscriber does not hold up publishers, and a
  * subscriber killed inside its callback has consumed nothing.
  *
  * Each handle keeps one read transaction and one cursor, reset between
@@ -18,7 +19,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct pps_sub {
     pid_t pid;
@@ -31,12 +31,44 @@ struct pps_sub {
     size_t ids_cap;
 };
 
-/* What one look at the queue gave. */
-enum { GOT_NOTHING = 0 };
+/* What one look at the queue gives when nothing is pending. */
+enum { NOTHING_PENDING = 0 };
+
+/* Opens the subscriber's pending database (a body of pps__txn_run()). */
+static int
+open_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
+{
+    (void)durability;
+    pps_sub *sub = ctx;
+    int status = pps__layout_check_format(e, txn);
+    if (status == PPS_OK) {
+        status = pps__subs_open_one(e, txn, sub->id, &sub->dbi);
+    }
+    return status;
+}
+
+/* The handle's read transaction and cursor, reset until used. */
+static int
+open_reader(pps_sub *sub)
+{
+    int status = pps__txn_begin_read(sub->env, &sub->rtxn);
+    if (status != PPS_OK) {
+        return status;
+    }
+    int rc = mdb_cursor_open(sub->rtxn, sub->dbi, &sub->rcur);
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot open cursor", sub->env->path);
+    }
+    mdb_txn_reset(sub->rtxn);
+    return PPS_OK;
+}
 
 int
 pps_sub_open(pps_sub **out, const pps_config *cfg, const char *sub_id)
 {
+    pps_sub *sub = NULL;
+    int status;
+
     pps__err_begin();
     if (out == NULL) {
         return pps__err(PPS_EINVAL, "pps_sub_open: out is NULL");
@@ -53,49 +85,31 @@ pps_sub_open(pps_sub **out, const pps_config *cfg, const char *sub_id)
                                   : "%s: component \"%s\" has no in_queue",
                         cfg->file, sub_id);
     }
-    pps_sub *sub = calloc(1, sizeof(*sub));
+    sub = calloc(1, sizeof(*sub));
     if (sub == NULL || (sub->id = strdup(sub_id)) == NULL) {
-        free(sub);
-        return pps__err(PPS_ENOMEM, "out of memory");
+        status = pps__err_nomem();
+        goto fail;
     }
     sub->pid = pps__pid();
-    MDB_txn *txn = NULL;
-    int status = pps__env_acquire(&sub->env, &cfg->queues[c->in_queue], false);
-    if (status == PPS_OK) {
-        status = pps__txn_write(sub->env, &txn);
+    status = pps__env_acquire(&sub->env, &cfg->queues[c->in_queue], false);
+    if (status != PPS_OK) {
+        goto fail;
     }
+    /* Nothing is written: the durability does not matter. */
+    status = pps__txn_run(sub->env, PPS__NOMETASYNC, open_body, sub,
+                          "cannot open subscriber");
     if (status == PPS_OK) {
-        status = pps__layout_check(sub->env, txn);
-    }
-    if (status == PPS_OK) {
-        status = pps__layout_open_sub(sub->env, txn, sub_id, false, &sub->dbi);
-    }
-    if (status == PPS_OK) {
-        status = pps__txn_commit(sub->env, txn, PPS__NOSYNC,
-                                 "cannot open subscriber");
-        txn = NULL;
-    }
-    if (status == PPS_OK) {
-        status = pps__txn_read(sub->env, &sub->rtxn);
-        int rc = status == PPS_OK
-                     ? mdb_cursor_open(sub->rtxn, sub->dbi, &sub->rcur)
-                     : 0;
-        if (rc != 0) {
-            status = pps__err_lmdb(rc, "cannot open cursor",
-                                   pps__env_path(sub->env));
-        } else if (status == PPS_OK) {
-            mdb_txn_reset(sub->rtxn);
-        }
+        status = open_reader(sub);
     }
     if (status != PPS_OK) {
-        if (txn != NULL) {
-            mdb_txn_abort(txn);
-        }
-        pps_sub_close(sub);
-        return status;
+        goto fail;
     }
     *out = sub;
     return PPS_OK;
+
+fail:
+    pps_sub_close(sub);
+    return status;
 }
 
 void
@@ -125,83 +139,46 @@ check_handle(const pps_sub *sub, pps_receive_fn fn, const char *what)
         return pps__err(PPS_EINVAL, "%s: %s is NULL", what,
                         sub == NULL ? "sub" : "fn");
     }
-    if (sub->pid != pps__pid()) {
-        return pps__err(PPS_EFORKED, "subscriber handle opened by process %ld "
-                        "used in process %ld after fork(); open a new one",
-                        (long)sub->pid, (long)getpid());
-    }
-    return PPS_OK;
+    return pps__check_pid(sub->pid, "subscriber");
 }
 
-/* Consumes ids[0..n) in one write transaction without a flush. */
+/* The commit of a consumption: flushed data, unflushed meta page, unless
+ * the queue is nosync. */
 static int
-consume_once(pps_sub *sub, const uint64_t *ids, size_t n)
+consume_durability(pps__env *e, MDB_txn *txn, int *durability)
 {
-    MDB_txn *txn;
-    int status = pps__txn_write(sub->env, &txn);
-    if (status != PPS_OK) {
-        return status;
-    }
-    for (size_t i = 0; i < n && status == PPS_OK; i++) {
-        status = pps__layout_consume(sub->env, txn, sub->dbi, ids[i]);
-    }
-    if (status != PPS_OK) {
-        mdb_txn_abort(txn);
-        return status;
-    }
-    return pps__txn_commit(sub->env, txn, PPS__NOSYNC,
-                           "cannot commit consumption");
-}
-
-/* A consumption needs a few fresh pages (copy-on-write). When the map has
- * none left, a dead process's reader slot is the likely reason: pages freed
- * since its snapshot could not be reused. Clear it and try again. */
-static int
-consume(pps_sub *sub, const uint64_t *ids, size_t n)
-{
-    int status = consume_once(sub, ids, n);
-    if (status == PPS_EFULL && pps__env_reclaim_readers(sub->env)) {
-        pps__err_begin();
-        status = consume_once(sub, ids, n);
+    pps__settings s;
+    int status = pps__layout_read_settings(e, txn, &s);
+    if (status == PPS_OK) {
+        *durability = pps__txn_consume_durability((int)s.durability);
     }
     return status;
 }
 
-/* Reads the message at the cursor into *msg. */
+typedef struct consume_job {
+    pps_sub *sub;
+    const uint64_t *ids;
+    size_t n;
+} consume_job;
+
 static int
-load(pps_sub *sub, const MDB_val *key, pps_message *msg, bool *orphan)
+consume_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
-    const pps__env_view *v = pps__env_get(sub->env);
-    MDB_val k = *key, data, meta;
-    *orphan = false;
-    if (k.mv_size != sizeof(uint64_t)) {
-        return pps__err(PPS_ESTORAGE, "%s: corrupt key in pending database "
-                        "of \"%s\"", pps__env_path(sub->env), sub->id);
+    consume_job *job = ctx;
+    int status = consume_durability(e, txn, durability);
+    for (size_t i = 0; i < job->n && status == PPS_OK; i++) {
+        status = pps__layout_consume(e, txn, job->sub->dbi, job->ids[i]);
     }
-    memcpy(&msg->id, k.mv_data, sizeof(msg->id));
-    int rc = mdb_get(sub->rtxn, v->data, &k, &data);
-    if (rc == 0) {
-        rc = mdb_get(sub->rtxn, v->msg, &k, &meta);
-    }
-    if (rc == MDB_NOTFOUND) {
-        *orphan = true; /* a pending id without its message */
-        return PPS_OK;
-    }
-    if (rc != 0) {
-        return pps__err_lmdb(rc, "cannot read message",
-                             pps__env_path(sub->env));
-    }
-    pps__msg_meta m;
-    if (meta.mv_size != sizeof(m)) {
-        return pps__err(PPS_ESTORAGE, "%s: corrupt metadata of message %llu",
-                        pps__env_path(sub->env),
-                        (unsigned long long)msg->id);
-    }
-    memcpy(&m, meta.mv_data, sizeof(m));
-    msg->data = data.mv_data;
-    msg->len = data.mv_size;
-    msg->published_ns = m.published_ns;
-    return PPS_OK;
+    return status;
+}
+
+/* Consumes ids[0..n) in one write transaction. */
+static int
+consume(pps_sub *sub, const uint64_t *ids, size_t n)
+{
+    consume_job job = {sub, ids, n};
+    return pps__txn_run(sub->env, PPS__NOMETASYNC, consume_body, &job,
+                        "cannot commit consumption");
 }
 
 /* Makes room for one more id in the batch buffer; grows geometrically, so a
@@ -218,7 +195,7 @@ reserve_ids(pps_sub *sub, size_t n)
     }
     uint64_t *ids = realloc(sub->ids, cap * sizeof(*ids));
     if (ids == NULL) {
-        return pps__err(PPS_ENOMEM, "out of memory");
+        return pps__err_nomem();
     }
     sub->ids = ids;
     sub->ids_cap = cap;
@@ -228,10 +205,10 @@ reserve_ids(pps_sub *sub, size_t n)
 /*
  * One look at the queue: hands up to max messages to fn and consumes the
  * accepted ones. Returns the number delivered and consumed (> 0),
- * GOT_NOTHING, or a negative status.
+ * NOTHING_PENDING, or a negative status.
  */
 static int
-take(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
+deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
 {
     int status = pps__txn_renew(sub->env, sub->rtxn);
     if (status != PPS_OK) {
@@ -240,8 +217,7 @@ take(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     int rc = mdb_cursor_renew(sub->rtxn, sub->rcur);
     if (rc != 0) {
         mdb_txn_reset(sub->rtxn);
-        return pps__err_lmdb(rc, "cannot renew cursor",
-                             pps__env_path(sub->env));
+        return pps__err_rc(rc, "cannot renew cursor", sub->env->path);
     }
     size_t n_ids = 0;     /* ids to consume: delivered ones and orphans */
     size_t delivered = 0; /* messages the callback accepted */
@@ -252,7 +228,7 @@ take(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     while (rc == 0 && delivered < max) {
         pps_message msg;
         bool orphan;
-        status = load(sub, &k, &msg, &orphan);
+        status = pps__layout_read_msg(sub->env, sub->rtxn, &k, &msg, &orphan);
         if (status == PPS_OK) {
             status = reserve_ids(sub, n_ids + 1);
         }
@@ -274,15 +250,15 @@ take(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     }
     mdb_txn_reset(sub->rtxn);
     if (status == PPS_OK && rc != 0 && rc != MDB_NOTFOUND) {
-        status = pps__err_lmdb(rc, "cannot read pending messages",
-                               pps__env_path(sub->env));
+        status = pps__err_rc(rc, "cannot read pending messages",
+                             sub->env->path);
     }
     /* Consume what was accepted even if something after it failed: the
      * callback has seen those messages. */
     if (n_ids > 0) {
-        int cs = consume(sub, sub->ids, n_ids);
-        if (cs != PPS_OK) {
-            return cs;
+        int consumed = consume(sub, sub->ids, n_ids);
+        if (consumed != PPS_OK) {
+            return consumed;
         }
     }
     if (status != PPS_OK) {
@@ -291,16 +267,16 @@ take(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     if (refused && delivered == 0) {
         return pps__err(PPS_ECALLBACK, "%s: the callback of \"%s\" refused "
                         "message %llu; it was kept",
-                        pps__env_path(sub->env), sub->id,
+                        sub->env->path, sub->id,
                         (unsigned long long)refused_id);
     }
     if (delivered == 0) {
-        return GOT_NOTHING;
+        return NOTHING_PENDING;
     }
     return delivered > (size_t)INT32_MAX ? INT32_MAX : (int)delivered;
 }
 
-/* Waits as timeout_ms says for messages, then takes up to max. */
+/* Waits as timeout_ms says for messages, then delivers up to max. */
 static int
 receive(pps_sub *sub, size_t max, int timeout_ms, pps_receive_fn fn,
         void *user)
@@ -310,18 +286,17 @@ receive(pps_sub *sub, size_t max, int timeout_ms, pps_receive_fn fn,
         deadline = pps__now_monotonic_ns() + (int64_t)timeout_ms * 1000000;
     }
     for (;;) {
-        uint32_t seen = pps__env_wake_seq(sub->env);
-        int got = take(sub, max, fn, user);
-        if (got != GOT_NOTHING) {
+        uint32_t seen = pps__wake_seq(sub->env->wake);
+        int got = deliver(sub, max, fn, user);
+        if (got != NOTHING_PENDING) {
             return got;
         }
         if (timeout_ms == 0 ||
             (deadline >= 0 && pps__now_monotonic_ns() >= deadline)) {
             return pps__err(PPS_ETIMEDOUT, "%s: no message for \"%s\" within "
-                            "%d ms", pps__env_path(sub->env), sub->id,
-                            timeout_ms);
+                            "%d ms", sub->env->path, sub->id, timeout_ms);
         }
-        pps__env_wait(sub->env, seen, deadline);
+        pps__wake_wait(sub->env->wake, seen, deadline);
     }
 }
 
@@ -330,10 +305,9 @@ pps_sub_receive(pps_sub *sub, int timeout_ms, pps_receive_fn fn, void *user)
 {
     pps__err_begin();
     int status = check_handle(sub, fn, "pps_sub_receive");
-    if (status != PPS_OK) {
-        return status;
+    if (status == PPS_OK) {
+        status = receive(sub, 1, timeout_ms, fn, user);
     }
-    status = receive(sub, 1, timeout_ms, fn, user);
     return status > 0 ? PPS_OK : status;
 }
 
@@ -343,24 +317,25 @@ pps_sub_receive_batch(pps_sub *sub, size_t max, int timeout_ms,
 {
     pps__err_begin();
     int status = check_handle(sub, fn, "pps_sub_receive_batch");
-    if (status != PPS_OK) {
-        return status;
+    if (status == PPS_OK && max == 0) {
+        status = pps__err(PPS_EINVAL, "pps_sub_receive_batch: max is 0");
     }
-    if (max == 0) {
-        return pps__err(PPS_EINVAL, "pps_sub_receive_batch: max is 0");
+    if (status == PPS_OK) {
+        status = receive(sub, max, timeout_ms, fn, user);
     }
-    return receive(sub, max, timeout_ms, fn, user);
+    return status;
 }
 
-/* Consumes every pending message but the newest, in one transaction. */
+/* Consumes every pending message but the newest (a body of
+ * pps__txn_run()). */
 static int
-skip_to_top(pps_sub *sub)
+skip_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
-    MDB_txn *txn;
+    pps_sub *sub = ctx;
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     uint64_t last, id;
-    int status = pps__txn_write(sub->env, &txn);
+    int status = consume_durability(e, txn, durability);
     if (status != PPS_OK) {
         return status;
     }
@@ -368,35 +343,26 @@ skip_to_top(pps_sub *sub)
     if (rc == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
     }
-    if (rc == 0) {
-        memcpy(&last, k.mv_data, sizeof(last));
+    if (rc == 0 && !pps__layout_decode_id(&k, &last)) {
+        rc = MDB_CORRUPTED;
     }
     /* Seek the front afresh after each consumption rather than trust a
      * cursor across deletions made through another path. */
     while (rc == 0 && status == PPS_OK) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (rc != 0) {
+        if (rc != 0 || !pps__layout_decode_id(&k, &id) || id >= last) {
             break;
         }
-        memcpy(&id, k.mv_data, sizeof(id));
-        if (id >= last) {
-            break;
-        }
-        status = pps__layout_consume(sub->env, txn, sub->dbi, id);
+        status = pps__layout_consume(e, txn, sub->dbi, id);
     }
     if (cur != NULL) {
         mdb_cursor_close(cur);
     }
     if (status == PPS_OK && rc != 0 && rc != MDB_NOTFOUND) {
-        status = pps__err_lmdb(rc, "cannot skip to the newest message",
-                               pps__env_path(sub->env));
+        status = pps__err_rc(rc, "cannot skip to the newest message",
+                             e->path);
     }
-    if (status != PPS_OK) {
-        mdb_txn_abort(txn);
-        return status;
-    }
-    return pps__txn_commit(sub->env, txn, PPS__NOSYNC,
-                           "cannot commit consumption");
+    return status;
 }
 
 int
@@ -406,7 +372,8 @@ pps_sub_receive_to_top(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
     pps__err_begin();
     int status = check_handle(sub, fn, "pps_sub_receive_to_top");
     if (status == PPS_OK) {
-        status = skip_to_top(sub);
+        status = pps__txn_run(sub->env, PPS__NOMETASYNC, skip_body, sub,
+                              "cannot commit consumption");
     }
     if (status == PPS_OK) {
         status = receive(sub, 1, timeout_ms, fn, user);

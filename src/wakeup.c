@@ -12,9 +12,12 @@
  * waiting leaves it too high, which costs publishers a cheap system call and
  * nothing else.
  *
- * The file doubles as the mark of an initialized queue: opening a queue
- * without it is PPS_ENOTINIT, which keeps the library from opening (and, with
- * MDB_WRITEMAP, resizing) the LMDB files of some other application.
+ * The file doubles as the mark of a queue: LMDB files without it are
+ * another application's (PPS_EFOREIGN), which keeps the library from
+ * opening (and, with MDB_WRITEMAP, resizing) them. It is created, written
+ * and flushed with its directory before data.mdb exists; a file that an
+ * interrupted init or a power cut left empty or zero-filled holds nothing
+ * worth keeping and is rewritten by init.
  */
 #include "internal.h"
 
@@ -53,11 +56,78 @@ struct pps__wake {
 
 _Static_assert(sizeof(struct wake_page) <= WAKE_SIZE, "wake page too large");
 
+/* Writes a fresh page (header, zero counters) and flushes it with its
+ * directory: a queue created just before a power cut must come back with
+ * a wake-up file it can open. */
+static int
+write_fresh(int fd, const char *dir, const char *path)
+{
+    static _Alignas(struct wake_page) unsigned char buf[WAKE_SIZE];
+    struct wake_page *page = (struct wake_page *)buf;
+    memcpy(page->magic, WAKE_MAGIC, sizeof(page->magic));
+    page->version = WAKE_VERSION;
+    ssize_t n = pwrite(fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+        return pps__err_rc(errno, "cannot write wake-up file", path);
+    }
+    if (n != (ssize_t)sizeof(buf)) {
+        return pps__err(PPS_EFULL, "%s: the file system is full", path);
+    }
+    if (fsync(fd) != 0) {
+        return pps__err_rc(errno, "cannot flush wake-up file", path);
+    }
+    return pps__qdir_sync(dir);
+}
+
+static bool
+all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks the file's content before it is mapped; rewrites a file that an
+ * interrupted init or a power cut left empty or zero-filled if `create`. */
+static int
+check_content(int fd, const char *dir, const char *path, bool create)
+{
+    unsigned char buf[WAKE_SIZE];
+    ssize_t n = pread(fd, buf, sizeof(buf), 0);
+    if (n < 0) {
+        return pps__err_rc(errno, "cannot read wake-up file", path);
+    }
+    const struct wake_page *page = (const struct wake_page *)buf;
+    if ((size_t)n >= sizeof(*page) &&
+        memcmp(page->magic, WAKE_MAGIC, sizeof(page->magic)) == 0) {
+        uint32_t version;
+        memcpy(&version, &page->version, sizeof(version));
+        if (version != WAKE_VERSION) {
+            return pps__err(PPS_EVERSION,
+                            "%s: wake-up file version %u, this library "
+                            "knows %u",
+                            path, (unsigned)version, WAKE_VERSION);
+        }
+        if (n == WAKE_SIZE) {
+            return PPS_OK;
+        }
+    } else if (!all_zero(buf, (size_t)n)) {
+        return pps__err_foreign(dir, PPS__WAKE_FILE " is not ours");
+    }
+    if (!create) {
+        return pps__err_notinit(path, "wake-up file empty or short (an "
+                                      "init was interrupted)");
+    }
+    return write_fresh(fd, dir, path);
+}
+
 int
 pps__wake_open(pps__wake **out, const char *dir, bool create, unsigned mode)
 {
     char path[PATH_MAX];
-    int fd = -1;
     void *map = MAP_FAILED;
     int status;
 
@@ -66,70 +136,30 @@ pps__wake_open(pps__wake **out, const char *dir, bool create, unsigned mode)
         (int)sizeof(path)) {
         return pps__err(PPS_EINVAL, "%s: path too long", dir);
     }
-    fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), mode);
+    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), mode);
     if (fd < 0) {
         if (errno == ENOENT && !create) {
-            return pps__err(PPS_ENOTINIT,
-                            "%s: not a persipubsub queue (no %s); run "
-                            "persipubsub-ctl init",
-                            dir, PPS__WAKE_FILE);
+            return pps__err_notinit(dir, "queue not initialized (no "
+                                         PPS__WAKE_FILE ")");
         }
-        return pps__err_lmdb(errno, "cannot open wake-up file", path);
+        return pps__err_rc(errno, "cannot open wake-up file", path);
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        status = pps__err_lmdb(errno, "cannot stat wake-up file", path);
+    status = check_content(fd, dir, path, create);
+    if (status != PPS_OK) {
         goto fail;
-    }
-    if (st.st_size < WAKE_SIZE) {
-        if (!create) {
-            status = pps__err(PPS_ENOTINIT, "%s: not a persipubsub wake-up "
-                              "file (too short); run persipubsub-ctl init",
-                              path);
-            goto fail;
-        }
-        /* Written, not just sized: a store into a hole of a shared
-         * mapping on a full file system would be a SIGBUS. */
-        static const char zeros[WAKE_SIZE];
-        off_t at = st.st_size;
-        ssize_t n = pwrite(fd, zeros, (size_t)(WAKE_SIZE - at), at);
-        if (n != (ssize_t)(WAKE_SIZE - at)) {
-            status = n < 0 ? pps__err_lmdb(errno, "cannot write wake-up file",
-                                           path)
-                           : pps__err(PPS_EFULL,
-                                      "%s: the file system is full", path);
-            goto fail;
-        }
     }
     map = mmap(NULL, WAKE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
-        status = pps__err_lmdb(errno, "cannot map wake-up file", path);
-        goto fail;
-    }
-    struct wake_page *page = map;
-    if (memcmp(page->magic, WAKE_MAGIC, sizeof(page->magic)) != 0) {
-        static const char zero[sizeof(page->magic)];
-        if (!create || memcmp(page->magic, zero, sizeof(zero)) != 0) {
-            status = pps__err(PPS_ENOTINIT,
-                              "%s: not a persipubsub wake-up file", path);
-            goto fail;
-        }
-        page->version = WAKE_VERSION;
-        memcpy(page->magic, WAKE_MAGIC, sizeof(page->magic));
-    }
-    if (page->version != WAKE_VERSION) {
-        status = pps__err(PPS_EVERSION,
-                          "%s: wake-up file version %u, this library knows %u",
-                          path, (unsigned)page->version, WAKE_VERSION);
+        status = pps__err_rc(errno, "cannot map wake-up file", path);
         goto fail;
     }
     pps__wake *w = malloc(sizeof(*w));
     if (w == NULL) {
-        status = pps__err(PPS_ENOMEM, "out of memory");
+        status = pps__err_nomem();
         goto fail;
     }
     close(fd);
-    w->page = page;
+    w->page = map;
     *out = w;
     return PPS_OK;
 

@@ -328,10 +328,10 @@ pps_test_queue_usage(const pps_config *cfg)
     pps__env *e = NULL;
     int rc = pps__env_acquire(&e, &cfg->queues[0], false);
     cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
-    MDB_env *env = pps__env_get(e)->env;
+    MDB_env *env = e->env;
     MDB_txn *txn = NULL;
     cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    cr_assert_eq(pps__hwm_usage(e, txn, &u.count, &u.bytes), PPS_OK);
+    cr_assert_eq(pps__layout_usage(e, txn, &u.count, &u.bytes), PPS_OK);
     mdb_txn_abort(txn);
     cr_assert_neq(u.count, UINT64_MAX, "no message count");
     cr_assert_neq(u.bytes, UINT64_MAX, "no size");

@@ -46,13 +46,13 @@ Test(error, first_cause_wins_within_a_call, .timeout = 10)
 Test(error, lmdb_codes_are_translated, .timeout = 10)
 {
     pps__err_begin();
-    cr_assert_eq(pps__err_lmdb(MDB_MAP_FULL, "put", "/q"), PPS_EFULL);
+    cr_assert_eq(pps__err_rc(MDB_MAP_FULL, "put", "/q"), PPS_EFULL);
     cr_assert(strstr(pps_last_error(), "/q: put: ") == pps_last_error());
     cr_assert(strstr(pps_last_error(), "max_db_size_bytes") != NULL);
     pps__err_begin();
-    cr_assert_eq(pps__err_lmdb(MDB_CORRUPTED, "get", NULL), PPS_ESTORAGE);
+    cr_assert_eq(pps__err_rc(MDB_CORRUPTED, "get", NULL), PPS_ESTORAGE);
     pps__err_begin();
-    cr_assert_eq(pps__err_lmdb(ENOMEM, "get", NULL), PPS_ENOMEM);
+    cr_assert_eq(pps__err_rc(ENOMEM, "get", NULL), PPS_ENOMEM);
 }
 
 static void *

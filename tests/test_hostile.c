@@ -883,8 +883,8 @@ Test(hostile, plain_file_is_not_a_queue, .timeout = 60)
     char *dir = pps_test_tmpdir();
     pps_config *cfg = small_config(dir, 1 * MIB, NULL);
     char *f = pps_test_write(dir, "q", "not a queue\n");
-    expect_not_a_queue(dir, cfg, PPS_ENOTINIT, PPS_ESTORAGE, "a plain file");
-    expect_init_refused(dir, cfg, PPS_ENOTINIT, PPS_ESTORAGE,
+    expect_not_a_queue(dir, cfg, PPS_EFOREIGN, PPS_EFOREIGN, "a plain file");
+    expect_init_refused(dir, cfg, PPS_EFOREIGN, PPS_EFOREIGN,
                         "init on a plain file");
     free(f);
     pps_config_free(cfg);
@@ -919,7 +919,7 @@ Test(hostile, other_lmdb_application_is_not_a_queue, .timeout = 60)
     pps_config *cfg = small_config(dir, 1 * MIB, NULL);
     char *qpath = join(dir, "q");
     make_foreign_lmdb(qpath);
-    expect_not_a_queue(dir, cfg, PPS_ENOTINIT, PPS_ENOTINIT,
+    expect_not_a_queue(dir, cfg, PPS_EFOREIGN, PPS_EFOREIGN,
                        "another application's LMDB environment");
     free(qpath);
     pps_config_free(cfg);
@@ -934,7 +934,7 @@ Test(hostile, init_refuses_other_lmdb_application, .timeout = 60)
     make_foreign_lmdb(qpath);
     /* init creates queues, but must not turn another application's LMDB
      * environment into one (nor grow its file to the map size). */
-    expect_init_refused(dir, cfg, PPS_ENOTINIT, PPS_ESTORAGE,
+    expect_init_refused(dir, cfg, PPS_EFOREIGN, PPS_EFOREIGN,
                         "init on another application's LMDB environment");
     free(qpath);
     pps_config_free(cfg);
@@ -1055,9 +1055,9 @@ Test(hostile, garbage_wake_file_is_refused_untouched, .timeout = 60)
     cr_assert_not_null(f);
     cr_assert_eq(fwrite(junk, sizeof(junk), 1, f), 1);
     cr_assert_eq(fclose(f), 0);
-    expect_not_a_queue(dir, cfg, PPS_ENOTINIT, PPS_ESTORAGE,
+    expect_not_a_queue(dir, cfg, PPS_EFOREIGN, PPS_EFOREIGN,
                        "a garbage pps.wake");
-    expect_init_refused(dir, cfg, PPS_ENOTINIT, PPS_ESTORAGE,
+    expect_init_refused(dir, cfg, PPS_EFOREIGN, PPS_EFOREIGN,
                         "init on a garbage pps.wake");
     free(wake);
     pps_config_free(cfg);

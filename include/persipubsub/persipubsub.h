@@ -100,8 +100,12 @@ typedef struct pps_buf {
 
 /**
  * A receive callback. Return 0 to consume the message; anything else keeps
- * it for redelivery (the receive call then returns PPS_ECALLBACK). The
- * callback must not use the same pps_sub handle.
+ * it for redelivery (the receive call then returns PPS_ECALLBACK).
+ *
+ * While it runs, the handle holds a read transaction (an LMDB reader slot
+ * and a snapshot, no lock): publishers and other subscribers go on. The
+ * callback must not use the same pps_sub handle; it may use any other
+ * handle, also on the same queue (to publish a reply, say).
  */
 typedef int (*pps_receive_fn)(const pps_message *msg, void *user);
 
@@ -187,8 +191,11 @@ PPS_API int pps_config_queue_find(const pps_config *cfg, const char *name,
  * subscriber added to an existing queue receives only messages published
  * after it was added; subscribers that left the configuration are kept.
  *
- * @return PPS_OK; PPS_EINVAL; PPS_EFULL (more subscribers than max_db_num
- *         allows); PPS_EVERSION (an existing queue of another format);
+ * @return PPS_OK; PPS_EINVAL; PPS_EFULL (more subscribers, registered and
+ *         new, than max_db_num allows: nothing was changed; or a full
+ *         disk); PPS_EFOREIGN (the path holds something that is not a
+ *         queue: a file, another application's LMDB environment; left
+ *         untouched); PPS_EVERSION (an existing queue of another format);
  *         PPS_ESTORAGE (file system or LMDB failure); PPS_ENOMEM.
  */
 PPS_API int pps_ctl_init(const pps_config *cfg);
@@ -205,8 +212,8 @@ PPS_API int pps_ctl_init_queue(const pps_config *cfg, const char *queue);
  * older than MSG_TIMEOUT_SECS, then, if a queue is at or over MAX_MSGS_NUM or
  * HWM_LMDB_SIZE_BYTES, half of its messages as its strategy says.
  *
- * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EVERSION; PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EFOREIGN; PPS_EVERSION;
+ *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_prune(const pps_config *cfg);
 
@@ -214,8 +221,8 @@ PPS_API int pps_ctl_prune(const pps_config *cfg);
  * Deletes every message of every queue of the configuration; subscribers,
  * limits and the id sequence are kept.
  *
- * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EVERSION; PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EFOREIGN; PPS_EVERSION;
+ *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_clear(const pps_config *cfg);
 
@@ -283,7 +290,11 @@ typedef struct pps_queue_status {
     const pps_subscriber_status *subscribers;
 } pps_queue_status;
 
-/** Receives one queue's status; a non-zero return stops pps_ctl_status(). */
+/**
+ * Receives one queue's status; a non-zero return stops pps_ctl_status().
+ * It runs with nothing held (the status was read from a snapshot that has
+ * ended), so it may block, and may call the library, on any queue.
+ */
 typedef int (*pps_status_fn)(const pps_queue_status *status, void *user);
 
 /**
@@ -296,8 +307,8 @@ typedef int (*pps_status_fn)(const pps_queue_status *status, void *user);
  * @param fn     called once per queue.
  * @param user   passed to fn.
  * @return PPS_OK; PPS_ECALLBACK (fn returned non-zero); PPS_EINVAL;
- *         PPS_ENOTFOUND; PPS_ENOTINIT; PPS_EVERSION; PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ *         PPS_ENOTFOUND; PPS_ENOTINIT; PPS_EFOREIGN; PPS_EVERSION;
+ *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_status(const pps_config *cfg, const char *queue,
                            pps_status_fn fn, void *user);
@@ -305,7 +316,8 @@ PPS_API int pps_ctl_status(const pps_config *cfg, const char *queue,
 /**
  * Receives one problem found by pps_ctl_check(): a one-line text, and
  * whether the repair fixes it (always 0 without repair). Both strings are
- * valid only during the call.
+ * valid only during the call. Problems are told after the queue's scan
+ * (and repair) ended, with nothing held: fn may call the library.
  */
 typedef void (*pps_problem_fn)(const char *queue_path, const char *problem,
                                int repaired, void *user);
@@ -327,7 +339,8 @@ typedef void (*pps_problem_fn)(const char *queue_path, const char *problem,
  * @param problems  receives the number of problems found (may be NULL).
  * @return PPS_OK (consistent, or every problem repaired); PPS_ECORRUPT
  *         (problems remain); PPS_EINVAL; PPS_ENOTFOUND; PPS_ENOTINIT;
- *         PPS_EVERSION; PPS_ESTORAGE; PPS_ENOMEM.
+ *         PPS_EFOREIGN; PPS_EVERSION; PPS_EFULL (a full disk);
+ *         PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_check(const pps_config *cfg, const char *queue,
                           int repair, pps_problem_fn fn, void *user,
@@ -343,8 +356,8 @@ PPS_API int pps_ctl_check(const pps_config *cfg, const char *queue,
  * @param pub_id  a component id of cfg with an out_queue.
  * @return PPS_OK; PPS_EINVAL; PPS_ENOTFOUND (no such component, or it has no
  *         out_queue); PPS_ENOTINIT (the queue, or a subscriber the publisher
- *         names, was never initialized); PPS_EVERSION; PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ *         names, was never initialized); PPS_EFOREIGN; PPS_EVERSION;
+ *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_pub_open(pps_pub **out, const pps_config *cfg,
                          const char *pub_id);
@@ -360,8 +373,10 @@ PPS_API int pps_pub_open(pps_pub **out, const pps_config *cfg,
  * @param pub   the publisher.
  * @param data  the payload, copied; may be NULL only if len is 0.
  * @param len   its length in bytes (0 is a valid, empty message).
- * @return PPS_OK; PPS_EINVAL; PPS_EFULL (the LMDB map is full: nothing was
- *         written); PPS_EFORKED; PPS_ESTORAGE; PPS_ENOMEM.
+ * @return PPS_OK; PPS_EINVAL; PPS_EFULL (the LMDB map or the disk is full:
+ *         nothing was written); PPS_EFORKED; PPS_ENOTINIT (a subscriber
+ *         the publisher names is no longer registered); PPS_EVERSION;
+ *         PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_pub_send(pps_pub *pub, const void *data, size_t len);
 
@@ -390,8 +405,8 @@ PPS_API void pps_pub_close(pps_pub *pub);
  * @param cfg     the configuration; must outlive the handle.
  * @param sub_id  a component id of cfg with an in_queue.
  * @return PPS_OK; PPS_EINVAL; PPS_ENOTFOUND; PPS_ENOTINIT (queue or
- *         subscriber not initialized); PPS_EVERSION; PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ *         subscriber not initialized); PPS_EFOREIGN; PPS_EVERSION;
+ *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_sub_open(pps_sub **out, const pps_config *cfg,
                          const char *sub_id);
@@ -408,7 +423,9 @@ PPS_API int pps_sub_open(pps_sub **out, const pps_config *cfg,
  * @param user        passed to fn.
  * @return PPS_OK (consumed); PPS_ETIMEDOUT (nothing in time; fn was not
  *         called); PPS_ECALLBACK (fn returned non-zero; kept); PPS_EINVAL;
- *         PPS_EFORKED; PPS_ESTORAGE; PPS_ENOMEM.
+ *         PPS_EFORKED; PPS_EFULL (the consumption could not be committed
+ *         for want of room: the message comes again); PPS_ESTORAGE;
+ *         PPS_ENOMEM.
  */
 PPS_API int pps_sub_receive(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
                             void *user);
@@ -431,7 +448,8 @@ PPS_API int pps_sub_receive_to_top(pps_sub *sub, int timeout_ms,
  *
  * @return the number of messages consumed (>= 1); PPS_ECALLBACK if the first
  *         message was refused; PPS_ETIMEDOUT; PPS_EINVAL (also for max 0);
- *         PPS_EFORKED; PPS_ESTORAGE; PPS_ENOMEM.
+ *         PPS_EFORKED; PPS_EFULL (as for pps_sub_receive()); PPS_ESTORAGE;
+ *         PPS_ENOMEM.
  */
 PPS_API int pps_sub_receive_batch(pps_sub *sub, size_t max, int timeout_ms,
                                   pps_receive_fn fn, void *user);

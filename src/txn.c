@@ -1,0 +1,177 @@
+/*
+ * Transactions: the one place that begins, commits and retries them.
+ *
+ * Durability is chosen per commit (LMDB 0.9 keeps its sync flags per
+ * environment and ignores per-transaction ones, so they are set just before
+ * each commit; that is safe because only the thread holding the write
+ * transaction commits, and LMDB serializes writers):
+ *
+ *   PPS__SYNC        data pages flushed, then the meta page flushed
+ *   PPS__NOMETASYNC  data pages flushed, then the meta page written (it
+ *                    reaches the disk with a later flush)
+ *   PPS__NOSYNC      nothing flushed (nosync queues only)
+ *
+ * With MDB_WRITEMAP, MDB_NOSYNC leaves the kernel free to write the meta
+ * page before the pages it names, and a power cut then corrupts the queue;
+ * so a queue whose durability is sync or nometasync never commits anything
+ * with it, consumptions included (pps__txn_consume_durability()).
+ *
+ * Dead readers: a process killed inside a read transaction leaves its
+ * reader slot behind, and the snapshot it names keeps every page freed
+ * after it from being reused. Write transactions reclaim such slots every
+ * few milliseconds, and a transaction that found the map full is run once
+ * more after a reclaim that found any (pps__txn_run()).
+ */
+#include "internal.h"
+
+int
+pps__txn_begin_write(pps__env *e, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(e->env, NULL, 0, txn);
+    if (rc != 0) {
+        *txn = NULL;
+        if (rc == MDB_MAP_RESIZED) {
+            return pps__err(PPS_ESTORAGE,
+                            "%s: the queue's map was grown by another process "
+                            "(init with a larger max_db_size_bytes); close "
+                            "every handle of this queue in this process and "
+                            "open them again",
+                            e->path);
+        }
+        return pps__err_rc(rc, "cannot begin write transaction", e->path);
+    }
+    /* The page allocator consults the reader table when it needs pages,
+     * so this transaction already profits from a reclaim. */
+    int64_t now = pps__now_coarse_ns();
+    if (now - e->readers_checked_ns >= PPS__READER_CHECK_NS) {
+        e->readers_checked_ns = now;
+        pps__txn_reclaim_readers(e);
+    }
+    int status = pps__space_for_write(e);
+    if (status != PPS_OK) {
+        mdb_txn_abort(*txn);
+        *txn = NULL;
+    }
+    return status;
+}
+
+/* Begins or renews a read transaction, once more after reclaiming dead
+ * readers' slots if the reader table is full. */
+static int
+read_txn(pps__env *e, MDB_txn **txn, bool renew)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = renew ? mdb_txn_renew(*txn)
+                   : mdb_txn_begin(e->env, NULL, MDB_RDONLY, txn);
+        if (rc != MDB_READERS_FULL || !pps__txn_reclaim_readers(e)) {
+            break;
+        }
+    }
+    if (rc != 0) {
+        if (!renew) {
+            *txn = NULL;
+        }
+        return pps__err_rc(rc, "cannot begin read transaction", e->path);
+    }
+    return PPS_OK;
+}
+
+int
+pps__txn_begin_read(pps__env *e, MDB_txn **txn)
+{
+    return read_txn(e, txn, false);
+}
+
+int
+pps__txn_renew(pps__env *e, MDB_txn *txn)
+{
+    return read_txn(e, &txn, true);
+}
+
+int
+pps__txn_commit(pps__env *e, MDB_txn *txn, int durability, const char *what)
+{
+    MDB_env *env = e->env;
+    mdb_env_set_flags(env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
+    if (durability == PPS__NOSYNC) {
+        mdb_env_set_flags(env, MDB_NOSYNC, 1);
+    } else if (durability == PPS__NOMETASYNC) {
+        mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
+    }
+    int rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        /* mdb_txn_commit() frees the transaction even when it fails. */
+        return pps__err_rc(rc, what, e->path);
+    }
+    return PPS_OK;
+}
+
+int
+pps__txn_consume_durability(int queue)
+{
+    return queue == PPS__SYNC ? PPS__NOMETASYNC : queue;
+}
+
+/* One attempt of pps__txn_run(). */
+static int
+run_once(pps__env *e, int durability, pps__txn_body body, void *ctx,
+         const char *what)
+{
+    MDB_txn *txn;
+    int status = pps__txn_begin_write(e, &txn);
+    if (status != PPS_OK) {
+        return status;
+    }
+    status = body(e, txn, ctx, &durability);
+    if (status != PPS_OK) {
+        mdb_txn_abort(txn);
+        return status;
+    }
+    return pps__txn_commit(e, txn, durability, what);
+}
+
+int
+pps__txn_run(pps__env *e, int durability, pps__txn_body body, void *ctx,
+             const char *what)
+{
+    int status = run_once(e, durability, body, ctx, what);
+    if (status == PPS_EFULL && pps__txn_reclaim_readers(e)) {
+        pps__err_begin(); /* the first attempt's detail is moot */
+        status = run_once(e, durability, body, ctx, what);
+    }
+    return status;
+}
+
+bool
+pps__txn_reclaim_readers(pps__env *e)
+{
+    int dead = 0;
+    return mdb_reader_check(e->env, &dead) == 0 && dead > 0;
+}
+
+/* Rewrites the sequence record as it is: a change that commits nothing
+ * new. */
+static int
+touch_seq(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
+{
+    (void)ctx;
+    (void)durability;
+    pps__seq seq;
+    int status = pps__layout_read_seq(e, txn, &seq);
+    if (status == PPS_OK) {
+        status = pps__layout_write_seq(e, txn, &seq);
+    }
+    return status;
+}
+
+int
+pps__txn_settle(pps__env *e, int durability)
+{
+    /* LMDB reuses pages freed by transaction N only from transaction N + 2
+     * on (readers of N - 1 may still see them). One more commit that
+     * changes something makes what a prune or clear freed usable by the
+     * very next send. */
+    return pps__txn_run(e, durability, touch_seq, NULL,
+                        "cannot settle free pages");
+}
