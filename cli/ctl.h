@@ -44,9 +44,11 @@ typedef struct ctl_command {
     const char *help; /* the full text of "COMMAND --help" */
 } ctl_command;
 
-/* The commands, in the order of the tool's help; ends with a NULL name. */
+/* Both generated from the manual's COMMANDS and OPTIONS (cli/gen_help.py):
+ * the commands, in the order of the tool's help, ending with a NULL name
+ * (the manual's command "name" runs ctl_cmd_name()), and the text of
+ * "persipubsub-ctl --help". */
 extern const ctl_command ctl_commands[];
-/* The text of "persipubsub-ctl --help". */
 extern const char ctl_tool_help[];
 
 const ctl_command *ctl_find_command(const char *name);

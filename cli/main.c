@@ -4,8 +4,8 @@
  *   persipubsub-ctl [--config FILE] COMMAND [OPTIONS] [ARGS]
  *
  * This file parses the options that come before the command and hands the
- * rest to the command (cli/help.c has the table). The manual is
- * docs/persipubsub-ctl.rst.
+ * rest to the command. The manual, docs/persipubsub-ctl.rst, is also the
+ * source of the command table and the help texts (cli/gen_help.py).
  */
 #include "ctl.h"
 
