@@ -9,9 +9,12 @@ if [ -z "$man" ] || [ ! -s "$man" ]; then
 fi
 sed 's/\\-/-/g' "$man" >man.txt
 if command -v groff >/dev/null; then
-  groff -man -ww -z "$man" 2>&1 | sed 's/^/groff: /'
-  # The warnings of the text formatter too, at the usual width.
-  groff -man -ww -Tutf8 -rLL=80n "$man" 2>&1 >/dev/null | sed 's/^/groff -Tutf8: /'
+  # With tbl, as man(1) runs it; on a terminal of 80 and of 65 columns too.
+  groff -t -man -ww -z "$man" 2>&1 | sed 's/^/groff: /'
+  for width in 80 65; do
+    groff -t -man -ww -Tutf8 -rLL=${width}n "$man" 2>&1 >/dev/null |
+      sed "s/^/groff -Tutf8 ($width columns): /"
+  done
 else
   echo "groff is missing (Debian: groff-base)"
 fi
