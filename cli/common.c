@@ -93,6 +93,7 @@ ctl_parser_init(ctl_parser *p, ctl_ctx *ctx, const ctl_opt *opts, int argc,
     p->next = 1;
     p->operands_only = false;
     p->help = false;
+    p->seen = 0;
     /* --help wins over whatever else is wrong on the command line. */
     for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -163,11 +164,30 @@ ctl_parser_next(ctl_parser *p, const char **value)
             ctl_usage(p->ctx, "%s: missing value", arg);
             return CTL_OPT_ERROR;
         }
-        if (!config) {
-            return i;
+        if (config) {
+            if (ctl_set_config(p->ctx, *value) >= 0) {
+                return CTL_OPT_ERROR;
+            }
+            continue;
         }
-        p->ctx->config = *value;
+        if (i < 32 && (p->seen & (1u << i)) != 0) {
+            ctl_usage(p->ctx, "%s: given twice", p->opts[i].name);
+            return CTL_OPT_ERROR;
+        }
+        p->seen |= i < 32 ? 1u << i : 0;
+        return i;
     }
+}
+
+int
+ctl_set_config(ctl_ctx *ctx, const char *value)
+{
+    if (ctx->config_given) {
+        return ctl_usage(ctx, "--config: given twice");
+    }
+    ctx->config_given = true;
+    ctx->config = value;
+    return -1;
 }
 
 int

@@ -32,6 +32,7 @@ enum {
 typedef struct ctl_ctx {
     const char *cmd;    /* the command's name, for messages */
     const char *config; /* --config, else $PERSIPUBSUB_CONFIG, else NULL */
+    bool config_given;  /* --config was given (once: twice is an error) */
 } ctl_ctx;
 
 /* ---- commands (one function per command, each in the file of its area) */
@@ -44,9 +45,11 @@ typedef struct ctl_command {
     const char *help; /* the full text of "COMMAND --help" */
 } ctl_command;
 
-/* The commands, in the order of the tool's help; ends with a NULL name. */
+/* Both generated from the manual's COMMANDS and OPTIONS (cli/gen_help.py):
+ * the commands, in the order of the tool's help, ending with a NULL name
+ * (the manual's command "name" runs ctl_cmd_name()), and the text of
+ * "persipubsub-ctl --help". */
 extern const ctl_command ctl_commands[];
-/* The text of "persipubsub-ctl --help". */
 extern const char ctl_tool_help[];
 
 const ctl_command *ctl_find_command(const char *name);
@@ -78,6 +81,7 @@ typedef struct ctl_parser {
     int next;
     bool operands_only;
     bool help; /* --help or -h is among the arguments */
+    unsigned seen; /* bit i: opts[i] was given (at most 32 options) */
 } ctl_parser;
 
 enum {
@@ -91,7 +95,8 @@ void ctl_parser_init(ctl_parser *p, ctl_ctx *ctx, const ctl_opt *opts,
                      int argc, char **argv);
 /* Returns the index of the option in opts (with *value set if it takes
  * one), or a CTL_OPT_* code. Handles --config itself (it is accepted after
- * the command too) and never returns it. */
+ * the command too) and never returns it. An option that takes a value,
+ * given a second time, is a usage error: which one was meant is unknown. */
 int ctl_parser_next(ctl_parser *p, const char **value);
 /* For a code that ends the command: CTL_OPT_HELP prints the command's help
  * and gives CTL_EXIT_OK, CTL_OPT_ERROR (already reported) CTL_EXIT_USAGE.
@@ -104,6 +109,10 @@ bool ctl_parse_int(ctl_ctx *ctx, const char *opt, const char *text,
                    long long min, long long max, long long *out);
 
 /* ---- diagnostics and exit status ---------------------------------------- */
+
+/* Takes the value of --config; a usage error (CTL_EXIT_USAGE) if --config
+ * was given already, -1 otherwise. */
+int ctl_set_config(ctl_ctx *ctx, const char *value);
 
 /* Prints "persipubsub-ctl: COMMAND: " and the message to stderr. */
 void ctl_error(const ctl_ctx *ctx, const char *fmt, ...)

@@ -4,8 +4,8 @@
  *   persipubsub-ctl [--config FILE] COMMAND [OPTIONS] [ARGS]
  *
  * This file parses the options that come before the command and hands the
- * rest to the command (cli/help.c has the table). The manual is
- * docs/persipubsub-ctl.rst.
+ * rest to the command. The manual, docs/persipubsub-ctl.rst, is also the
+ * source of the command table and the help texts (cli/gen_help.py).
  */
 #include "ctl.h"
 
@@ -31,7 +31,7 @@ finish(int rc)
 int
 main(int argc, char **argv)
 {
-    ctl_ctx ctx = {NULL, getenv(CTL_CONFIG_ENV)};
+    ctl_ctx ctx = {NULL, getenv(CTL_CONFIG_ENV), false};
     int i = 1;
     while (i < argc && argv[i][0] == '-' && argv[i][1] != '\0') {
         const char *arg = argv[i++];
@@ -47,9 +47,13 @@ main(int argc, char **argv)
             if (i == argc) {
                 return ctl_usage(&ctx, "--config: missing value");
             }
-            ctx.config = argv[i++];
+            if (ctl_set_config(&ctx, argv[i++]) >= 0) {
+                return CTL_EXIT_USAGE;
+            }
         } else if (strncmp(arg, "--config=", 9) == 0) {
-            ctx.config = arg + 9;
+            if (ctl_set_config(&ctx, arg + 9) >= 0) {
+                return CTL_EXIT_USAGE;
+            }
         } else {
             const char *eq = strchr(arg, '=');
             int len = eq != NULL ? (int)(eq - arg) : (int)strlen(arg);

@@ -95,7 +95,8 @@ ctl_cmd_send(ctl_ctx *ctx, int argc, char **argv)
         rc = ctl_fail(ctx, status);
         goto done;
     }
-    if (operands[1] == NULL) {
+    /* "-" is stdin, as usual; a lone dash as the message comes by stdin. */
+    if (operands[1] == NULL || strcmp(operands[1], "-") == 0) {
         /* Opened first, so that a wrong id fails before stdin is read. */
         rc = read_stdin(ctx, &input, &len);
         if (rc != CTL_EXIT_OK) {

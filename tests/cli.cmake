@@ -23,5 +23,5 @@ foreach(_case ${_pps_cli_cases})
   add_test(NAME cli.${_name}
       COMMAND ${PPS_BASH} ${CMAKE_CURRENT_SOURCE_DIR}/cli/run.sh ${_name})
   set_tests_properties(cli.${_name} PROPERTIES TIMEOUT 120
-      ENVIRONMENT "PPS_CTL=$<TARGET_FILE:persipubsub-ctl>;PPS_CLI_DAMAGE=$<TARGET_FILE:pps-cli-damage>;PPS_CLI_JSON=$<TARGET_FILE:pps-cli-json>;ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+      ENVIRONMENT "PPS_CTL=$<TARGET_FILE:persipubsub-ctl>;PPS_CLI_DAMAGE=$<TARGET_FILE:pps-cli-damage>;PPS_CLI_JSON=$<TARGET_FILE:pps-cli-json>;PPS_MAN_PAGE=${PPS_CTL_MAN_PAGE};ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endforeach()

@@ -35,3 +35,12 @@ damage() {
 jsonflat() {
   "$PPS_CLI_JSON"
 }
+
+# Runs a command whose failure is part of the case (the case runs under
+# set -e) and prints "LABEL: STATUS" on stdout.
+exits() {
+  local label=$1 status=0
+  shift
+  "$@" || status=$?
+  echo "$label: $status"
+}

@@ -4,10 +4,14 @@
 #   run.sh NAME
 #
 # The case is tests/cli/cases/NAME.sh, run by bash in a fresh temporary
-# directory with the helpers of tests/cli/prelude.sh. What it prints is
-# compared with the files beside it:
+# directory with the helpers of tests/cli/prelude.sh, under set -e -o
+# pipefail: every command must succeed, or the case ends there with that
+# command's status. A command whose failure is expected is tested by the
+# case itself: "exits LABEL COMMAND..." (prelude.sh) prints "LABEL: STATUS",
+# or "COMMAND || ...". What the case prints is compared with the files
+# beside it:
 #
-#   NAME.exit          the expected exit status (absent: 0)
+#   NAME.exit          the expected exit status of the case (absent: 0)
 #   NAME.stdout.exact  the expected stdout, byte for byte, or
 #   NAME.stdout.glob   a bash pattern for it (* also matches newlines);
 #                      absent: stdout must be empty
@@ -35,6 +39,10 @@ mkdir "$root/work"
   export LC_ALL=C
   # shellcheck source=prelude.sh
   . "$here/prelude.sh"
+  # Every command of the case must succeed unless the case tests its
+  # status itself (in an if, or with || or &&): the first that fails ends
+  # the case with its status, which then differs from the expected one.
+  set -e -o pipefail
   # shellcheck disable=SC1090
   . "$script"
 ) >"$root/stdout" 2>"$root/stderr" </dev/null

@@ -6,10 +6,7 @@ for m in one two three; do
   ctl --config config.json send pub "$m"
 done
 setup damage queues/demo delete-payload 2
-ctl --config config.json check
-echo "check: $?"
-ctl --config config.json check --repair
-echo "check --repair: $?"
-ctl --config config.json check
-echo "check again: $?"
+exits "check" ctl --config config.json check
+exits "check --repair" ctl --config config.json check --repair
+exits "check again" ctl --config config.json check
 ctl --config config.json receive sub

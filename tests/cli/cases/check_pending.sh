@@ -3,11 +3,7 @@
 init_queue two
 ctl --config config.json send tpub x
 setup damage queues/b add-pending tsub 42
-ctl --config config.json check --queue alpha
-echo "check alpha: $?"
-ctl --config config.json check
-echo "check: $?"
-ctl --config config.json check --repair
-echo "check --repair: $?"
-ctl --config config.json check
-echo "check again: $?"
+exits "check alpha" ctl --config config.json check --queue alpha
+exits "check" ctl --config config.json check
+exits "check --repair" ctl --config config.json check --repair
+exits "check again" ctl --config config.json check

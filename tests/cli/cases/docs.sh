@@ -1,10 +1,22 @@
-# The manual page renders without warnings, and it and docs/persipubsub-ctl.rst
+# The manual page generated from docs/persipubsub-ctl.rst ($PPS_MAN_PAGE,
+# made by rst2man at build time) renders without warnings; it and the .rst
 # document every command and option that the tool's help lists, for the
-# tool's version.
+# tool's version. groff is required: a missing one fails the case.
 docs=$CLI_DIR/../../docs
-sed 's/\\-/-/g' "$docs/persipubsub-ctl.1" >man.txt
+man=${PPS_MAN_PAGE:-}
+if [ -z "$man" ] || [ ! -s "$man" ]; then
+  echo "no generated manual page (PPS_MAN_PAGE=$man)"
+fi
+sed 's/\\-/-/g' "$man" >man.txt
 if command -v groff >/dev/null; then
-  groff -man -ww -z "$docs/persipubsub-ctl.1" 2>&1 | sed 's/^/groff: /'
+  # With tbl, as man(1) runs it; on a terminal of 80 and of 65 columns too.
+  groff -t -man -ww -z "$man" 2>&1 | sed 's/^/groff: /'
+  for width in 80 65; do
+    groff -t -man -ww -Tutf8 -rLL=${width}n "$man" 2>&1 >/dev/null |
+      sed "s/^/groff -Tutf8 ($width columns): /"
+  done
+else
+  echo "groff is missing (Debian: groff-base)"
 fi
 {
   ctl --help
@@ -21,6 +33,8 @@ done
 version=$(ctl --version | sed 's/.* //')
 grep -q "^:Version: $version\$" "$docs/persipubsub-ctl.rst" ||
   echo "rst: :Version: is not $version"
-grep -q "^\.TH .*\"persipubsub $version\"" man.txt ||
+grep -q "^\.TH \"PERSIPUBSUB-CTL\" 1 \"\" \"$version\" \"persipubsub\"" "$man" ||
   echo "man page: .TH is not for version $version"
+# No hand-written copy of the manual page is left to drift.
+[ ! -e "$docs/persipubsub-ctl.1" ] || echo "docs/persipubsub-ctl.1 exists"
 echo "checked $(echo $words $commands | wc -w) names"

@@ -1,7 +1,7 @@
 # Bad arguments of commands: each is exit 2 with one line on stderr, and
 # nothing is done.
 init_queue
-u() { ctl --config config.json "$@"; echo "$*: $?"; }
+u() { exits "$*" ctl --config config.json "$@"; }
 u send
 u send pub a b
 u receive
@@ -17,5 +17,4 @@ u check --queue
 u prune --repair
 u init --queue
 u help init status
-ctl --config
-echo "--config: $?"
+exits --config ctl --config
