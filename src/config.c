@@ -3,11 +3,12 @@
  * jansson and validated strictly into a struct pps_config.
  *
  * pps__config_parse() is pure logic on a buffer (no file access) so that it
- * can be unit-tested and fuzzed; pps_config_load() (config_file.c) reads the
- * file and hands its text over. Validation stops at the first error and
- * records it as one line, "FILE: JSONPATH: expected ..., got ..."
- * (config_path.c). The queues are validated first (components refer to them),
- * then the components; both in the order of the file, which jansson keeps (it
+ * can be unit-tested and fuzzed; pps_config_load() reads the file, hands its
+ * text over and additionally compares the queue directories on disk
+ * (config_dirs.c). Validation stops at the first error and records it as
+ * one line, "FILE: JSONPATH: expected ..., got ..." (config_path.c). The
+ * queues are validated first (components refer to them), then the
+ * components; both in the order of the file, which jansson keeps (it
  * iterates objects in insertion order).
  *
  * Each JSON object of the format has one table of its fields: the name, the
@@ -46,6 +47,7 @@
 typedef struct parse_ctx {
     const char *file;       /* names the configuration in messages */
     const char *base_dir;   /* resolves relative queue paths; NULL: keep */
+    bool on_disk;           /* also compare queue directories on disk */
     pps_config *cfg;        /* being built */
     pps__config_dirs *dirs; /* of the queues validated so far */
 } parse_ctx;
@@ -434,8 +436,9 @@ check_queue_dir(const parse_ctx *c, size_t index, const char *jp,
                 const json_t *path)
 {
     size_t alias;
-    if (pps__config_dirs_add(c->dirs, c->cfg->queues[index].path, &alias) !=
-        PPS_OK) {
+    bool on_disk_only;
+    if (pps__config_dirs_add(c->dirs, c->cfg->queues[index].path, &alias,
+                             &on_disk_only) != PPS_OK) {
         return nomem(c);
     }
     if (alias == SIZE_MAX) {
@@ -448,9 +451,9 @@ check_queue_dir(const parse_ctx *c, size_t index, const char *jp,
     pps__config_jp_key(other, "queues", c->cfg->queues[alias].key);
     pps__config_render_value(path, got, sizeof(got));
     return fail(c, kp,
-                "expected a path no other queue uses, got %s (the same as "
+                "expected a path no other queue uses, got %s (the same %sas "
                 "%s.path)",
-                got, other);
+                got, on_disk_only ? "directory " : "", other);
 }
 
 /* Queue number `index` of the file: key `key`, value v. */
@@ -599,7 +602,7 @@ parse_root(parse_ctx *c, json_t *root)
     }
     pps_config *cfg = c->cfg;
     cfg->queues = calloc(nq, sizeof(*cfg->queues));
-    c->dirs = pps__config_dirs_new(nq);
+    c->dirs = pps__config_dirs_new(nq, c->on_disk);
     if (cfg->queues == NULL || c->dirs == NULL) {
         return nomem(c);
     }
@@ -640,9 +643,9 @@ parse_root(parse_ctx *c, json_t *root)
     return PPS_OK;
 }
 
-int
-pps__config_parse(pps_config **out, const char *text, size_t len,
-                  const char *file, const char *base_dir)
+static int
+config_parse(pps_config **out, const char *text, size_t len, const char *file,
+             const char *base_dir, bool on_disk)
 {
     if (out != NULL) {
         *out = NULL;
@@ -655,6 +658,7 @@ pps__config_parse(pps_config **out, const char *text, size_t len,
     parse_ctx c = {
         .file = file,
         .base_dir = base_dir != NULL && base_dir[0] != '\0' ? base_dir : NULL,
+        .on_disk = on_disk,
         .cfg = NULL,
         .dirs = NULL,
     };
@@ -691,4 +695,18 @@ fail:
     json_decref(root);
     pps_config_free(c.cfg);
     return rc;
+}
+
+int
+pps__config_parse(pps_config **out, const char *text, size_t len,
+                  const char *file, const char *base_dir)
+{
+    return config_parse(out, text, len, file, base_dir, false);
+}
+
+int
+pps__config_parse_on_disk(pps_config **out, const char *text, size_t len,
+                          const char *file, const char *base_dir)
+{
+    return config_parse(out, text, len, file, base_dir, true);
 }

@@ -1,21 +1,48 @@
 /*
- * Queue directories of a configuration: their spelling, and which queues
- * name the same one.
+ * Queue directories of a configuration: spelling and identity.
  *
  * Two queues of one configuration must never share a directory: they would
  * share one LMDB environment under two sets of settings and subscribers,
- * and messages would be lost. The paths are normalized (".", duplicate and
- * trailing slashes) and compared; ".." is kept, as resolving it lexically
- * would be wrong across symbolic links.
+ * and messages would be lost. Two checks find aliases:
+ *
+ * - pps__config_parse() (pure: it touches no file) compares spellings
+ *   folded lexically: ".", "..", duplicate and trailing slashes. Folding
+ *   ".." is only a guess across a symbolic link ("l/.." is not "." when l
+ *   points elsewhere), so the folded spelling is used for the comparison
+ *   alone; the path the library opens keeps its "..".
+ * - pps_config_load() also asks the file system: directories that exist
+ *   compare by device and inode (a symbolic link, a bind mount), others by
+ *   realpath() of their longest existing prefix followed by the rest of
+ *   the path folded lexically (nothing below that prefix exists yet, so
+ *   there is no link left to follow). It only reads: stat() and realpath().
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* Is the segment s[0..len) ".."? */
+static bool
+is_dotdot(const char *s, size_t len)
+{
+    return len == 2 && s[0] == '.' && s[1] == '.';
+}
+
+/* Where the last segment of s[0..w) begins. */
+static size_t
+last_segment(const char *s, size_t w)
+{
+    while (w > 0 && s[w - 1] != '/') {
+        w--;
+    }
+    return w;
+}
 
 void
-pps__path_normalize(char *s)
+pps__path_normalize(char *s, bool fold_dotdot)
 {
     bool absolute = s[0] == '/';
     size_t r = 0;
@@ -31,6 +58,16 @@ pps__path_normalize(char *s)
         size_t seg = r - start;
         if (seg == 0 || (seg == 1 && s[start] == '.')) {
             continue;
+        }
+        if (fold_dotdot && is_dotdot(s + start, seg)) {
+            size_t last = last_segment(s, w);
+            if (w > last && !is_dotdot(s + last, w - last)) {
+                w = last > 0 ? last - 1 : 0; /* drops "/name" or "name" */
+                continue;
+            }
+            if (absolute) {
+                continue; /* "/.." is "/" */
+            }
         }
         if (w > 0 || absolute) {
             s[w++] = '/';
@@ -69,27 +106,126 @@ pps__path_join(const char *base_dir, const char *rel)
         p[off++] = '/';
     }
     memcpy(p + off, rel, rlen + 1);
-    pps__path_normalize(p);
+    pps__path_normalize(p, false);
     return p;
 }
 
+/* real + "/" + rest, folded lexically; NULL when out of memory. */
+static char *
+join_folded(const char *real, const char *rest)
+{
+    size_t rl = strlen(real);
+    size_t tl = strlen(rest);
+    char *p = malloc(rl + 1 + tl + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    memcpy(p, real, rl);
+    p[rl] = '/';
+    memcpy(p + rl + 1, rest, tl + 1);
+    pps__path_normalize(p, true);
+    return p;
+}
+
+/* What a queue directory is on disk. */
+typedef struct dir_id {
+    bool exists; /* stat() succeeded: dev and ino name it */
+    dev_t dev;
+    ino_t ino;
+    char *real; /* realpath() of the longest existing prefix + the rest
+                   folded lexically; NULL when not even "." resolves */
+} dir_id;
+
+static void
+dir_id_free(dir_id *id)
+{
+    free(id->real);
+    id->real = NULL;
+}
+
+/* Fills *out with stat() and realpath() only; PPS_OK or PPS_ENOMEM (then
+ * *out holds nothing). */
+static int
+dir_id_get(dir_id *out, const char *path)
+{
+    memset(out, 0, sizeof(*out));
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        out->exists = true;
+        out->dev = st.st_dev;
+        out->ino = st.st_ino;
+    }
+    int rc = PPS_OK;
+    char *prefix = strdup(path);
+    if (prefix == NULL) {
+        rc = PPS_ENOMEM;
+        goto fail;
+    }
+    /* prefix[0..cut) is the part tried; path + cut the rest. */
+    size_t cut = strlen(path);
+    for (;;) {
+        prefix[cut] = '\0';
+        const char *tried = cut > 0 ? prefix : (path[0] == '/' ? "/" : ".");
+        char *real = realpath(tried, NULL);
+        if (real != NULL) {
+            out->real = join_folded(real, path + cut);
+            free(real);
+            if (out->real == NULL) {
+                rc = PPS_ENOMEM;
+                goto fail;
+            }
+            break;
+        }
+        if (errno == ENOMEM) {
+            rc = PPS_ENOMEM;
+            goto fail;
+        }
+        if (cut == 0) {
+            break; /* not even "." resolves: identity unknown */
+        }
+        cut = last_segment(path, cut);
+        while (cut > 0 && path[cut - 1] == '/') {
+            cut--;
+        }
+    }
+    free(prefix);
+    return PPS_OK;
+
+fail:
+    free(prefix);
+    dir_id_free(out);
+    return rc;
+}
+
+static bool
+dir_id_same(const dir_id *a, const dir_id *b)
+{
+    if (a->exists && b->exists) {
+        return a->dev == b->dev && a->ino == b->ino;
+    }
+    return a->real != NULL && b->real != NULL && strcmp(a->real, b->real) == 0;
+}
+
 typedef struct queue_dir {
-    char *path; /* as the queue opens it */
+    char *folded; /* the path with ".." folded lexically */
+    dir_id id;    /* on disk (only with on_disk) */
 } queue_dir;
 
 struct pps__config_dirs {
+    bool on_disk;
     size_t n;        /* added so far */
     size_t cap;      /* room in list */
     queue_dir *list; /* in the order added */
 };
 
 pps__config_dirs *
-pps__config_dirs_new(size_t cap)
+pps__config_dirs_new(size_t cap, bool on_disk)
 {
     pps__config_dirs *d = calloc(1, sizeof(*d));
     if (d == NULL) {
         return NULL;
     }
+    d->on_disk = on_disk;
     d->cap = cap;
     d->list = calloc(cap > 0 ? cap : 1, sizeof(*d->list));
     if (d->list == NULL) {
@@ -100,20 +236,31 @@ pps__config_dirs_new(size_t cap)
 }
 
 int
-pps__config_dirs_add(pps__config_dirs *d, const char *path, size_t *alias)
+pps__config_dirs_add(pps__config_dirs *d, const char *path, size_t *alias,
+                     bool *on_disk_only)
 {
     *alias = SIZE_MAX;
+    *on_disk_only = false;
     if (d->n == d->cap) {
         return pps__err(PPS_EINVAL, "pps__config_dirs_add: no room");
     }
     queue_dir *q = &d->list[d->n];
-    q->path = strdup(path);
-    if (q->path == NULL) {
+    q->folded = strdup(path);
+    if (q->folded == NULL) {
+        return PPS_ENOMEM;
+    }
+    pps__path_normalize(q->folded, true);
+    if (d->on_disk && dir_id_get(&q->id, path) != PPS_OK) {
+        free(q->folded);
+        q->folded = NULL;
         return PPS_ENOMEM;
     }
     for (size_t i = 0; i < d->n && *alias == SIZE_MAX; i++) {
-        if (strcmp(d->list[i].path, q->path) == 0) {
+        if (strcmp(d->list[i].folded, q->folded) == 0) {
             *alias = i;
+        } else if (d->on_disk && dir_id_same(&d->list[i].id, &q->id)) {
+            *alias = i;
+            *on_disk_only = true;
         }
     }
     d->n++;
@@ -127,7 +274,8 @@ pps__config_dirs_free(pps__config_dirs *d)
         return;
     }
     for (size_t i = 0; i < d->n; i++) {
-        free(d->list[i].path);
+        free(d->list[i].folded);
+        dir_id_free(&d->list[i].id);
     }
     free(d->list);
     free(d);

@@ -3,7 +3,8 @@
  * component.
  *
  * pps_config_load() reads the file whole (at most 64 MiB), then parses and
- * validates its text (config.c). A file that cannot be read is "PATH: cannot
+ * validates its text with the queue directories compared on disk
+ * (config.c, config_dirs.c). A file that cannot be read is "PATH: cannot
  * read: WHY".
  */
 #include "internal.h"
@@ -103,7 +104,7 @@ pps_config_load(pps_config **out, const char *path)
             goto fail;
         }
     }
-    rc = pps__config_parse(out, text, len, path, dir);
+    rc = pps__config_parse_on_disk(out, text, len, path, dir);
 
 fail:
     free(text);

@@ -91,6 +91,10 @@ struct pps_config {
  * directory). Pure logic: touches no file, so it can be tested and fuzzed. */
 int pps__config_parse(pps_config **out, const char *text, size_t len,
                       const char *file, const char *base_dir);
+/* pps__config_parse() that also compares the queue directories on disk
+ * (stat() and realpath() only: it writes nothing), for pps_config_load(). */
+int pps__config_parse_on_disk(pps_config **out, const char *text, size_t len,
+                              const char *file, const char *base_dir);
 
 /* Is `id` usable as a subscriber id (1..255 printable ASCII bytes)? */
 bool pps__sub_id_valid(const char *id);
@@ -125,21 +129,25 @@ int pps__config_report(int status, const char *head, const char *mid,
                        const char *tail);
 
 /* Queue directories (config_dirs.c). */
-/* Removes empty and "." segments and trailing slashes ("a//./b/" is "a/b"),
- * so that two spellings of one path compare equal; ".." is kept. Never
+/* Removes empty and "." segments and trailing slashes ("a//./b/" is "a/b");
+ * with fold_dotdot also "name/.." ("a/../b" is "b", "/.." is "/"). Never
  * lengthens s. */
-void pps__path_normalize(char *s);
+void pps__path_normalize(char *s, bool fold_dotdot);
 /* rel joined to base_dir (unless rel is absolute or base_dir NULL) and
- * normalized; malloc'ed, NULL when out of memory. */
+ * normalized without folding ".."; malloc'ed, NULL when out of memory. */
 char *pps__path_join(const char *base_dir, const char *rel);
-/* The directories of a configuration's queues, to find two naming one. */
+/* The directories of a configuration's queues, to find two naming one:
+ * by spelling with ".." folded, and with on_disk also on disk (stat() and
+ * realpath(); nothing is written). */
 typedef struct pps__config_dirs pps__config_dirs;
 /* Room for cap directories; NULL when out of memory. */
-pps__config_dirs *pps__config_dirs_new(size_t cap);
+pps__config_dirs *pps__config_dirs_new(size_t cap, bool on_disk);
 /* Adds queue directory `path` (as pps__path_join() made it); *alias gets
- * the index of an earlier directory that is the same one, or SIZE_MAX.
- * PPS_OK, or PPS_ENOMEM (nothing added). */
-int pps__config_dirs_add(pps__config_dirs *d, const char *path, size_t *alias);
+ * the index of an earlier directory that is the same one, or SIZE_MAX, and
+ * *on_disk_only whether only the file system showed it. PPS_OK, or
+ * PPS_ENOMEM (nothing added, nothing recorded). */
+int pps__config_dirs_add(pps__config_dirs *d, const char *path, size_t *alias,
+                         bool *on_disk_only);
 void pps__config_dirs_free(pps__config_dirs *d);
 
 /* ---- storage layout (layout.c) ------------------------------------------- */

@@ -537,3 +537,130 @@ Test(config, subscriber_id_rules, .timeout = 30)
     cr_assert(!pps__sub_id_valid("del\x7f"));
     cr_assert(!pps__sub_id_valid("caf\xc3\xa9"));
 }
+
+/* ---- queue directories -------------------------------------------------- */
+
+Test(config, path_normalizer, .timeout = 10)
+{
+    static const struct {
+        const char *in;
+        const char *kept;   /* ".." kept: the path the queue opens */
+        const char *folded; /* ".." folded: the spelling compared */
+    } cases[] = {
+        {"qd", "qd", "qd"},
+        {"./qd/", "qd", "qd"},
+        {"qd/", "qd", "qd"},
+        {"qd//.", "qd", "qd"},
+        {"a//./b/", "a/b", "a/b"},
+        {"sub/../qd", "sub/../qd", "qd"},
+        {"a/b/../../c", "a/b/../../c", "c"},
+        {"a/..", "a/..", "."},
+        {"..", "..", ".."},
+        {"../x", "../x", "../x"},
+        {"a/../../x", "a/../../x", "../x"},
+        {"../../x/../y", "../../x/../y", "../../y"},
+        {".", ".", "."},
+        {"./", ".", "."},
+        {"/", "/", "/"},
+        {"//", "/", "/"},
+        {"/..", "/..", "/"},
+        {"/../x", "/../x", "/x"},
+        {"/a/b/../../..", "/a/b/../../..", "/"},
+        {"/srv//q/./x/../y/", "/srv/q/x/../y", "/srv/q/y"},
+        {"a/.../b", "a/.../b", "a/.../b"},
+        {"a/..b/../c", "a/..b/../c", "a/c"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char kept[64];
+        char folded[64];
+        snprintf(kept, sizeof(kept), "%s", cases[i].in);
+        snprintf(folded, sizeof(folded), "%s", cases[i].in);
+        pps__path_normalize(kept, false);
+        pps__path_normalize(folded, true);
+        cr_expect_str_eq(kept, cases[i].kept, "%s", cases[i].in);
+        cr_expect_str_eq(folded, cases[i].folded, "%s", cases[i].in);
+    }
+}
+
+/* Loads DIR/config.json holding `json`; PPS_ECONFIG expected with the
+ * message "DIR/config.json: " + expected, and nothing created in dir. */
+static void
+load_fails(const char *dir, const char *json, const char *expected)
+{
+    char *path = pps_test_write(dir, "config.json", json);
+    size_t entries = pps_test_dir_entries(dir);
+    pps_config *cfg = (pps_config *)&cfg;
+    int rc = pps_config_load(&cfg, path);
+    cr_assert_eq(rc, PPS_ECONFIG, "%s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_null(cfg);
+    char want[8192];
+    snprintf(want, sizeof(want), "%s: %s", path, expected);
+    cr_assert_str_eq(pps_last_error(), want);
+    cr_assert_eq(pps_test_dir_entries(dir), entries, "something was created");
+    free(path);
+}
+
+Test(config, aliased_queue_directories_are_rejected, .timeout = 30)
+{
+    /* Spellings of one directory, found without looking at the disk. */
+    const char *aliases[] = {"qd/", "./qd/", "qd/.", "sub/../qd",
+                             "x/y/../../qd"};
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+        char json[256];
+        char want[256];
+        snprintf(json, sizeof(json),
+                 "{\"queues\": {\"a\": {\"path\": \"qd\"}, \"b\": "
+                 "{\"path\": \"%s\"}}}",
+                 aliases[i]);
+        snprintf(want, sizeof(want),
+                 "queues.b.path: expected a path no other queue uses, got "
+                 "\"%s\" (the same as queues.a.path)",
+                 aliases[i]);
+        parse_fails(json, want);
+    }
+    /* Only the file system knows these: a symbolic link to a directory
+     * that exists, and through it to one that does not exist yet. */
+    char *dir = pps_test_tmpdir();
+    char *real = pps_test_path_in(dir, "real");
+    char *qd = pps_test_path_in(dir, "real/qd");
+    char *link = pps_test_path_in(dir, "link");
+    cr_assert_eq(mkdir(real, 0700), 0);
+    cr_assert_eq(mkdir(qd, 0700), 0);
+    cr_assert_eq(symlink("real", link), 0);
+    const char *json =
+        "{\"queues\": {\"a\": {\"path\": \"real/qd\"}, \"b\": {\"path\": "
+        "\"link/qd\"}}}";
+    load_fails(dir, json,
+               "queues.b.path: expected a path no other queue uses, got "
+               "\"link/qd\" (the same directory as queues.a.path)");
+    pps_config *cfg = parse_ok(json, dir); /* no disk, no way to know */
+    pps_config_free(cfg);
+    load_fails(dir,
+               "{\"queues\": {\"a\": {\"path\": \"link/new/q\"}, \"b\": "
+               "{\"path\": \"real/new/../new/q\"}}}",
+               "queues.b.path: expected a path no other queue uses, got "
+               "\"real/new/../new/q\" (the same directory as "
+               "queues.a.path)");
+    cr_assert_eq(pps_test_dir_entries(real), 1, "real/new was created");
+    /* The symbolic link itself, and a ".." below it. */
+    load_fails(dir,
+               "{\"queues\": {\"a\": {\"path\": \"link\"}, \"b\": {\"path\": "
+               "\"real/qd/..\"}}}",
+               "queues.b.path: expected a path no other queue uses, got "
+               "\"real/qd/..\" (the same directory as queues.a.path)");
+    /* Different directories stay valid, also side by side under a link. */
+    char *path = pps_test_write(
+        dir, "config.json",
+        "{\"queues\": {\"a\": {\"path\": \"link/qd\"}, \"b\": {\"path\": "
+        "\"link/other\"}, \"c\": {\"path\": \"real\"}, \"d\": {\"path\": "
+        "\"qd\"}}}");
+    cfg = NULL;
+    cr_assert_eq(pps_config_load(&cfg, path), PPS_OK, "%s", pps_last_error());
+    pps_config_free(cfg);
+    free(path);
+    free(real);
+    free(qd);
+    free(link);
+    pps_test_cleanup(dir);
+}
