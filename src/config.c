@@ -30,9 +30,33 @@
 
 #define ID_MAX 255
 #define INTERNAL_DBS 3u   /* meta, data and msg */
-#define MAX_DB_NUM 32767u /* upper bound of max_db_num */
+#define MAX_DB_NUM 32767u /* upper bound of max_db_num (an MDB_dbi) */
 #define MAX_SUBSCRIBERS (MAX_DB_NUM - INTERNAL_DBS)
-#define MAX_READER_NUM 2147483647u /* fits LMDB's unsigned int */
+/* LMDB's lock file holds one 64-byte slot per reader and is mapped whole;
+ * mdb_env_set_maxreaders() takes an unsigned int. */
+#define READER_SLOT_BYTES 64u
+#define MAX_READER_NUM                                                        \
+    (SIZE_MAX / 2 / READER_SLOT_BYTES < 2147483647u                           \
+         ? (uint64_t)(SIZE_MAX / 2 / READER_SLOT_BYTES)                       \
+         : (uint64_t)2147483647u)
+/* The smallest map: LMDB's two meta pages and the root pages of its
+ * databases, the 64 KiB (16 pages) that a send keeps free for the
+ * subscribers (space.c) and a send's own pages; with 4 KiB pages a map
+ * needs about 192 KiB to take its first message. 1 MiB leaves room for
+ * real messages and is the smallest map any test or example uses. */
+#define MAP_MIN ((uint64_t)1 << 20)
+#define MAP_MIN_TEXT "1 MiB"
+/* The largest map: 8 TiB fits the address space of every 64-bit platform
+ * (x86-64 gives a process 128 TiB) and the largest file ext4 takes (16 TiB
+ * less a block), as mdb_env_open() extends data.mdb to the map's size; on
+ * a 32-bit platform, half of the address space. */
+#if SIZE_MAX > UINT32_MAX
+#define MAP_MAX ((uint64_t)1 << 43)
+#define MAP_MAX_TEXT "8 TiB"
+#else
+#define MAP_MAX ((uint64_t)1 << 31)
+#define MAP_MAX_TEXT "2 GiB"
+#endif
 
 #define DEFAULT_MAX_READER_NUM 1024u
 #define DEFAULT_MAX_DB_NUM 1024u
@@ -228,6 +252,34 @@ parse_count(const parse_ctx *c, const char *jp, const json_t *v,
     return fail_got(c, jp, expected, v);
 }
 
+/* max_db_size_bytes: the LMDB map, MAP_MIN..MAP_MAX bytes. */
+static int
+parse_map_size(const parse_ctx *c, const char *jp, const json_t *v,
+               const field *f, void *obj)
+{
+    if (!is_positive_integer(v)) {
+        return fail_got(c, jp, "a positive integer", v);
+    }
+    uint64_t bytes = (uint64_t)json_integer_value(v);
+    char expected[128];
+    if (bytes < MAP_MIN) {
+        snprintf(expected, sizeof(expected),
+                 "at least %llu (" MAP_MIN_TEXT
+                 ", the smallest map that holds messages)",
+                 (unsigned long long)MAP_MIN);
+        return fail_got(c, jp, expected, v);
+    }
+    if (bytes > MAP_MAX) {
+        snprintf(expected, sizeof(expected),
+                 "at most %llu (" MAP_MAX_TEXT
+                 ", the largest map this platform can take)",
+                 (unsigned long long)MAP_MAX);
+        return fail_got(c, jp, expected, v);
+    }
+    *(uint64_t *)member(obj, f->at) = bytes;
+    return PPS_OK;
+}
+
 /* One of f->choices by name, stored as int. */
 static int
 parse_choice(const parse_ctx *c, const char *jp, const json_t *v,
@@ -404,7 +456,7 @@ static const field queue_list[Q_FIELDS] = {
                           .max = MAX_READER_NUM},
     [Q_MAX_DB_NUM] = {QUEUE("max_db_num", parse_count, max_db_num),
                       .max = MAX_DB_NUM},
-    [Q_MAX_DB_SIZE_BYTES] = {QUEUE("max_db_size_bytes", parse_count,
+    [Q_MAX_DB_SIZE_BYTES] = {QUEUE("max_db_size_bytes", parse_map_size,
                                    max_db_size_bytes)},
     [Q_SUBSCRIBERS] = {QUEUE("subscribers", parse_ids, subscribers),
                        .count_at = offsetof(pps__queue_cfg, n_subscribers)},

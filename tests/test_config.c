@@ -418,17 +418,40 @@ Test(config, limits_are_inclusive, .timeout = 30)
     pps_config *cfg = parse_ok(
         "{\"queues\": {\"q\": {\"path\": \"q\", \"max_db_num\": 5, "
         "\"max_reader_num\": 2147483647, \"max_db_size_bytes\": "
-        "9223372036854775807, \"subscribers\": [\"a\", \"b\"], "
+        "8796093022208, \"subscribers\": [\"a\", \"b\"], "
         "\"high-water-mark\": {\"MSG_TIMEOUT_SECS\": 1, \"MAX_MSGS_NUM\": 1, "
         "\"HWM_LMDB_SIZE_BYTES\": 1}, \"mode\": \"777\"}}}",
         NULL);
     const pps__queue_cfg *q = &cfg->queues[0];
     cr_assert_eq(q->max_db_num, 5);
     cr_assert_eq(q->max_reader_num, 2147483647);
-    cr_assert_eq(q->max_db_size_bytes, UINT64_C(9223372036854775807));
+    cr_assert_eq(q->max_db_size_bytes, UINT64_C(8796093022208)); /* 8 TiB */
     cr_assert_eq(q->hwm.msg_timeout_secs, 1);
     cr_assert_eq(q->file_mode, 0777);
     pps_config_free(cfg);
+
+    /* The map: 1 MiB to 8 TiB, both inclusive. */
+    cfg = parse_ok("{\"queues\": {\"q\": {\"path\": \"q\", "
+                   "\"max_db_size_bytes\": 1048576}}}",
+                   NULL);
+    cr_assert_eq(cfg->queues[0].max_db_size_bytes, 1048576);
+    pps_config_free(cfg);
+    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
+                "\"max_db_size_bytes\": 1048575}}}",
+                "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
+                "the smallest map that holds messages), got 1048575");
+    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
+                "\"max_db_size_bytes\": 1}}}",
+                "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
+                "the smallest map that holds messages), got 1");
+    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
+                "\"max_db_size_bytes\": 8796093022209}}}",
+                "queues.q.max_db_size_bytes: expected at most 8796093022208 (8 "
+                "TiB, the largest map this platform can take), got "
+                "8796093022209");
+    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
+                "\"max_db_size_bytes\": 0}}}",
+                "queues.q.max_db_size_bytes: expected a positive integer, got 0");
 
     /* The default max_db_num is checked too. */
     char *json = malloc(1100 * 8 + 256);
