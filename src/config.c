@@ -22,6 +22,7 @@
 #include "internal.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -57,6 +58,10 @@
 #define MAP_MAX ((uint64_t)1 << 31)
 #define MAP_MAX_TEXT "2 GiB"
 #endif
+/* A queue directory's longest file name: "data.mdb", "lock.mdb" and
+ * PPS__WAKE_FILE are 8 bytes. "<path>/<name>" and its NUL fit PATH_MAX. */
+#define QUEUE_FILE_NAME_MAX 8u
+#define QUEUE_PATH_MAX ((size_t)PATH_MAX - 2 - QUEUE_FILE_NAME_MAX)
 
 #define DEFAULT_MAX_READER_NUM 1024u
 #define DEFAULT_MAX_DB_NUM 1024u
@@ -67,6 +72,9 @@
 #define DEFAULT_FILE_MODE 0600u
 
 #define ID_EXPECTED "a subscriber id of 1 to 255 printable ASCII characters"
+
+_Static_assert(sizeof(PPS__WAKE_FILE) - 1 <= QUEUE_FILE_NAME_MAX,
+               "QUEUE_FILE_NAME_MAX covers the wake-up file");
 
 typedef struct parse_ctx {
     const char *file;       /* names the configuration in messages */
@@ -321,7 +329,7 @@ parse_mode(const parse_ctx *c, const char *jp, const json_t *v, const field *f,
 }
 
 /* A queue directory, resolved against the configuration's directory and
- * stored as a malloc'ed char *. */
+ * stored as a malloc'ed char *; its files' paths must fit PATH_MAX. */
 static int
 parse_path(const parse_ctx *c, const char *jp, const json_t *v, const field *f,
            void *obj)
@@ -335,6 +343,19 @@ parse_path(const parse_ctx *c, const char *jp, const json_t *v, const field *f,
     *out = pps__path_join(c->base_dir, json_string_value(v));
     if (*out == NULL) {
         return nomem(c);
+    }
+    size_t len = strlen(*out);
+    if (len > QUEUE_PATH_MAX) {
+        char got[PPS__CONFIG_RENDER_SIZE];
+        pps__config_render_value(v, got, sizeof(got));
+        return fail(c, jp,
+                    "expected a path of at most %zu bytes (its files, such "
+                    "as \"<path>/data.mdb\", must fit in PATH_MAX, %d), got "
+                    "%s (%zu bytes%s)",
+                    QUEUE_PATH_MAX, PATH_MAX, got, len,
+                    json_string_value(v)[0] != '/' && c->base_dir != NULL
+                        ? " in the configuration's directory"
+                        : "");
     }
     return PPS_OK;
 }

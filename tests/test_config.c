@@ -436,22 +436,26 @@ Test(config, limits_are_inclusive, .timeout = 30)
                    NULL);
     cr_assert_eq(cfg->queues[0].max_db_size_bytes, 1048576);
     pps_config_free(cfg);
-    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
-                "\"max_db_size_bytes\": 1048575}}}",
-                "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
-                "the smallest map that holds messages), got 1048575");
-    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
-                "\"max_db_size_bytes\": 1}}}",
-                "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
-                "the smallest map that holds messages), got 1");
-    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
-                "\"max_db_size_bytes\": 8796093022209}}}",
-                "queues.q.max_db_size_bytes: expected at most 8796093022208 (8 "
-                "TiB, the largest map this platform can take), got "
-                "8796093022209");
-    parse_fails("{\"queues\": {\"q\": {\"path\": \"q\", "
-                "\"max_db_size_bytes\": 0}}}",
-                "queues.q.max_db_size_bytes: expected a positive integer, got 0");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 1048575}}}",
+        "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
+        "the smallest map that holds messages), got 1048575");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 1}}}",
+        "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
+        "the smallest map that holds messages), got 1");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 8796093022209}}}",
+        "queues.q.max_db_size_bytes: expected at most 8796093022208 (8 "
+        "TiB, the largest map this platform can take), got "
+        "8796093022209");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 0}}}",
+        "queues.q.max_db_size_bytes: expected a positive integer, got 0");
 
     /* The default max_db_num is checked too. */
     char *json = malloc(1100 * 8 + 256);
@@ -686,4 +690,58 @@ Test(config, aliased_queue_directories_are_rejected, .timeout = 30)
     free(qd);
     free(link);
     pps_test_cleanup(dir);
+}
+
+Test(config, queue_paths_fit_path_max, .timeout = 30)
+{
+    /* "<path>/data.mdb" and its NUL must fit PATH_MAX: the path itself may
+     * have PATH_MAX - 10 bytes. */
+    enum { MAX = PATH_MAX - 2 - 8 };
+    char *path = malloc(PATH_MAX + 64);
+    char *json = malloc(PATH_MAX + 128);
+    cr_assert(path != NULL && json != NULL);
+    path[0] = '/';
+    memset(path + 1, 'p', MAX - 1);
+    path[MAX] = '\0';
+    snprintf(json, PATH_MAX + 128, "{\"queues\": {\"q\": {\"path\": \"%s\"}}}",
+             path);
+    pps_config *cfg = parse_ok(json, NULL);
+    cr_assert_eq(strlen(cfg->queues[0].path), MAX);
+    pps_config_free(cfg);
+    /* Trailing slashes do not count: they are not part of the path. */
+    snprintf(json, PATH_MAX + 128,
+             "{\"queues\": {\"q\": {\"path\": \"%s///\"}}}", path);
+    pps_config_free(parse_ok(json, NULL));
+
+    path[MAX] = 'p';
+    path[MAX + 1] = '\0';
+    snprintf(json, PATH_MAX + 128, "{\"queues\": {\"q\": {\"path\": \"%s\"}}}",
+             path);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "queues.q.path: expected a path of at most %d bytes (its files, "
+             "such as \"<path>/data.mdb\", must fit in PATH_MAX, %d), got "
+             "\"/pppppppppppppppppppppppppppppppppppppp... (%d bytes)",
+             MAX, PATH_MAX, MAX + 1);
+    parse_fails(json, want);
+
+    /* A relative path counts with the directory it is resolved against. */
+    memset(path, 'r', MAX - 5);
+    path[MAX - 5] = '\0';
+    snprintf(json, PATH_MAX + 128, "{\"queues\": {\"q\": {\"path\": \"%s\"}}}",
+             path);
+    pps_config_free(parse_ok(json, "/abc"));
+    pps__err_begin();
+    cr_assert_eq(
+        pps__config_parse(&cfg, json, strlen(json), "test.json", "/abcd"),
+        PPS_ECONFIG);
+    snprintf(want, sizeof(want),
+             "test.json: queues.q.path: expected a path of at most %d bytes "
+             "(its files, such as \"<path>/data.mdb\", must fit in PATH_MAX, "
+             "%d), got \"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr... (%d bytes "
+             "in the configuration's directory)",
+             MAX, PATH_MAX, MAX + 1);
+    cr_assert_str_eq(pps_last_error(), want);
+    free(json);
+    free(path);
 }
