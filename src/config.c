@@ -510,9 +510,10 @@ check_queue_dir(const parse_ctx *c, size_t index, const char *jp,
 {
     size_t alias;
     bool on_disk_only;
-    if (pps__config_dirs_add(c->dirs, c->cfg->queues[index].path, &alias,
-                             &on_disk_only) != PPS_OK) {
-        return nomem(c);
+    int rc = pps__config_dirs_add(c->dirs, c->cfg->queues[index].path, &alias,
+                                  &on_disk_only);
+    if (rc != PPS_OK) {
+        return rc == PPS_ENOMEM ? nomem(c) : rc;
     }
     if (alias == SIZE_MAX) {
         return PPS_OK;

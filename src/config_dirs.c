@@ -188,12 +188,12 @@ dir_id_get(dir_id *out, const char *path)
             cut--;
         }
     }
-    free(prefix);
-    return PPS_OK;
 
 fail:
     free(prefix);
-    dir_id_free(out);
+    if (rc != PPS_OK) {
+        dir_id_free(out);
+    }
     return rc;
 }
 
