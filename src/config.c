@@ -3,33 +3,65 @@
  * jansson and validated strictly into a struct pps_config.
  *
  * pps__config_parse() is pure logic on a buffer (no file access) so that it
- * can be unit-tested and fuzzed; pps_config_load() only reads the file and
- * hands its text over. Validation stops at the first error and records it
- * as one line, "FILE: JSONPATH: expected ..., got ...". The queues are
- * validated first (components refer to them), then the components; both in
- * the order of the file, which jansson keeps (it iterates objects in
- * insertion order). Every allocation hangs off the pps_config being built,
- * so one pps_config_free() releases a half-built one as well.
+ * can be unit-tested and fuzzed; pps_config_load() reads the file, hands its
+ * text over and additionally compares the queue directories on disk
+ * (config_dirs.c). Validation stops at the first error and records it as
+ * one line, "FILE: JSONPATH: expected ..., got ..." (config_path.c). The
+ * queues are validated first (components refer to them), then the
+ * components; both in the order of the file, which jansson keeps (it
+ * iterates objects in insertion order).
+ *
+ * Each JSON object of the format has one table of its fields: the name, the
+ * validator (which knows the expected type and range), and where in the
+ * struct being built the value goes. One loop walks an object against its
+ * table; the checks that involve several fields (a queue's path is
+ * required, max_db_num must hold the subscribers, ...) come after it.
+ * Every allocation hangs off the pps_config being built, so one
+ * pps_config_free() releases a half-built one as well.
  */
 #include "internal.h"
 
-#include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define JP_MAX 512     /* a rendered JSON path */
-#define RENDER_MAX 40  /* characters of a value or key shown in a message */
-#define LINE_MAX_ 1024 /* a whole message (the size of error.c's buffer) */
-#define FILE_MAX ((size_t)64 << 20) /* larger files are refused */
-
 #define ID_MAX 255
-#define INTERNAL_DBS 3u            /* meta, data and msg */
-#define MAX_DB_NUM 32767u          /* upper bound of max_db_num */
-#define MAX_READER_NUM 2147483647u /* fits LMDB's unsigned int */
+#define INTERNAL_DBS 3u   /* meta, data and msg */
+#define MAX_DB_NUM 32767u /* upper bound of max_db_num (an MDB_dbi) */
 #define MAX_SUBSCRIBERS (MAX_DB_NUM - INTERNAL_DBS)
+/* LMDB's lock file holds one 64-byte slot per reader and is mapped whole;
+ * mdb_env_set_maxreaders() takes an unsigned int. */
+#define READER_SLOT_BYTES 64u
+#define MAX_READER_NUM                                                        \
+    (SIZE_MAX / 2 / READER_SLOT_BYTES < 2147483647u                           \
+         ? (uint64_t)(SIZE_MAX / 2 / READER_SLOT_BYTES)                       \
+         : (uint64_t)2147483647u)
+/* The smallest map: LMDB's two meta pages and the root pages of its
+ * databases, the 64 KiB (16 pages) that a send keeps free for the
+ * subscribers (space.c) and a send's own pages; with 4 KiB pages a map
+ * needs about 192 KiB to take its first message. 1 MiB leaves room for
+ * real messages and is the smallest map any test or example uses. */
+#define MAP_MIN ((uint64_t)1 << 20)
+#define MAP_MIN_TEXT "1 MiB"
+/* The largest map: 8 TiB fits the address space of every 64-bit platform
+ * (x86-64 gives a process 128 TiB) and the largest file ext4 takes (16 TiB
+ * less a block), as mdb_env_open() extends data.mdb to the map's size; on
+ * a 32-bit platform, half of the address space. */
+#if SIZE_MAX > UINT32_MAX
+#define MAP_MAX ((uint64_t)1 << 43)
+#define MAP_MAX_TEXT "8 TiB"
+#else
+#define MAP_MAX ((uint64_t)1 << 31)
+#define MAP_MAX_TEXT "2 GiB"
+#endif
+/* A queue directory's longest file name: "data.mdb", "lock.mdb" and
+ * PPS__WAKE_FILE are 8 bytes. "<path>/<name>" and its NUL fit PATH_MAX. */
+#define QUEUE_FILE_NAME_MAX 8u
+#define QUEUE_PATH_MAX ((size_t)PATH_MAX - 2 - QUEUE_FILE_NAME_MAX)
 
 #define DEFAULT_MAX_READER_NUM 1024u
 #define DEFAULT_MAX_DB_NUM 1024u
@@ -41,10 +73,15 @@
 
 #define ID_EXPECTED "a subscriber id of 1 to 255 printable ASCII characters"
 
+_Static_assert(sizeof(PPS__WAKE_FILE) - 1 <= QUEUE_FILE_NAME_MAX,
+               "QUEUE_FILE_NAME_MAX covers the wake-up file");
+
 typedef struct parse_ctx {
-    const char *file;     /* names the configuration in messages */
-    const char *base_dir; /* resolves relative queue paths; NULL: keep */
-    pps_config *cfg;      /* being built */
+    const char *file;       /* names the configuration in messages */
+    const char *base_dir;   /* resolves relative queue paths; NULL: keep */
+    bool on_disk;           /* also compare queue directories on disk */
+    pps_config *cfg;        /* being built */
+    pps__config_dirs *dirs; /* of the queues validated so far */
 } parse_ctx;
 
 typedef struct choice {
@@ -63,160 +100,117 @@ static const choice durabilities[] = {
     {"nosync", PPS__NOSYNC},
 };
 
-/* ---- messages ----------------------------------------------------------- */
+/* ---- fields ------------------------------------------------------------- */
 
-/* Copies the JSON text s to out, cut after at most `max` characters (never
- * inside an escape sequence) and then marked with "...". */
-static void
-clip(char *out, size_t size, const char *s, size_t max)
+typedef struct field field;
+typedef struct fields fields;
+
+/* Validates v, the value of field f at JSON path jp, and stores it in the
+ * member f->at of obj. */
+typedef int (*field_fn)(const parse_ctx *c, const char *jp, const json_t *v,
+                        const field *f, void *obj);
+
+struct field {
+    const char *name;
+    field_fn parse;
+    size_t at;             /* offsetof the member it fills */
+    size_t count_at;       /* parse_ids: offsetof the count of ids */
+    uint64_t max;          /* parse_count: the largest value, 0: none */
+    const choice *choices; /* parse_choice: the names it takes */
+    size_t n_choices;      /* ... how many */
+    const char *expected;  /* parse_choice: the names, for messages */
+    const fields *object;  /* parse_object: the fields of the object */
+};
+
+/* The fields of one kind of JSON object. */
+struct fields {
+    const field *list;
+    size_t n;
+};
+
+static void *
+member(void *obj, size_t at)
 {
-    size_t len = strlen(s);
-    size_t n = 0;
-    while (n < len) {
-        size_t tok = 1;
-        if (s[n] == '\\' && n + 1 < len) {
-            tok = s[n + 1] == 'u' ? 6 : 2;
-        }
-        if (n + tok > max) {
-            break;
-        }
-        n += tok;
-    }
-    if (n > len) {
-        n = len;
-    }
-    snprintf(out, size, "%.*s%s", (int)n, s, n < len ? "..." : "");
-}
-
-/* A short, ASCII, one-line rendering of a JSON value. */
-static void
-render_value(const json_t *v, char *out, size_t size)
-{
-    char *s =
-        json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_ENSURE_ASCII);
-    if (s == NULL) {
-        snprintf(out, size, "?");
-        return;
-    }
-    clip(out, size, s, RENDER_MAX);
-    free(s);
-}
-
-/* An object key rendered as a (possibly clipped) JSON string literal. */
-static void
-render_key(const char *key, char *out, size_t size)
-{
-    json_t *s = json_string(key);
-    if (s == NULL) {
-        snprintf(out, size, "\"?\"");
-        return;
-    }
-    render_value(s, out, size);
-    json_decref(s);
-}
-
-#define ALPHA "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
-
-static bool
-is_ident(const char *s)
-{
-    return strspn(s, ALPHA) > 0 && s[strspn(s, ALPHA "0123456789")] == '\0';
-}
-
-/* out = the strings of parts one after the other, cut to fit. */
-static void
-concat(char *out, size_t size, const char *const *parts, size_t n)
-{
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(parts[i]);
-        if (len > size - 1 - off) {
-            len = size - 1 - off;
-        }
-        memcpy(out + off, parts[i], len);
-        off += len;
-    }
-    out[off] = '\0';
-}
-
-#define CONCAT(out, size, ...)                                                \
-    concat((out), (size), (const char *const[]){__VA_ARGS__},                 \
-           sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
-
-/* out = the path of member `key` of the value at `parent` ("" is the root):
- * identifiers as .KEY (bare at the top level), anything else (and long
- * keys, clipped) as ["KEY"]. */
-static void
-jp_key(char out[JP_MAX], const char *parent, const char *key)
-{
-    if (is_ident(key) && strlen(key) <= RENDER_MAX) {
-        CONCAT(out, JP_MAX, parent, parent[0] != '\0' ? "." : "", key);
-    } else {
-        char r[RENDER_MAX + 8];
-        render_key(key, r, sizeof(r));
-        CONCAT(out, JP_MAX, parent, "[", r, "]");
-    }
-}
-
-static void
-jp_index(char out[JP_MAX], const char *parent, size_t i)
-{
-    char num[32];
-    snprintf(num, sizeof(num), "[%zu]", i);
-    CONCAT(out, JP_MAX, parent, num);
-}
-
-/* Replaces control characters, so that a message is always one line. */
-static void
-one_line(char *s)
-{
-    for (; *s != '\0'; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
-            *s = '?';
-        }
-    }
+    return (char *)obj + at;
 }
 
 static int fail(const parse_ctx *c, const char *jp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Records "FILE: JP: <message>" (or "FILE: <message>" for the root) and
- * returns PPS_ECONFIG. */
+/* pps__config_fail() for the file being parsed. */
 static int
 fail(const parse_ctx *c, const char *jp, const char *fmt, ...)
 {
-    char msg[LINE_MAX_];
-    char line[LINE_MAX_];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (jp[0] != '\0') {
-        CONCAT(line, sizeof(line), c->file, ": ", jp, ": ", msg);
-    } else {
-        CONCAT(line, sizeof(line), c->file, ": ", msg);
-    }
-    one_line(line);
-    return pps__err(PPS_ECONFIG, "%s", line);
+    return pps__config_fail(c->file, jp, "%s", msg);
 }
 
-/* "expected EXPECTED, got VALUE", or ", missing" when v is NULL. */
 static int
 fail_got(const parse_ctx *c, const char *jp, const char *expected,
          const json_t *v)
 {
-    if (v == NULL) {
-        return fail(c, jp, "expected %s, missing", expected);
-    }
-    char got[RENDER_MAX + 8];
-    render_value(v, got, sizeof(got));
-    return fail(c, jp, "expected %s, got %s", expected, got);
+    return pps__config_fail_got(c->file, jp, expected, v);
 }
 
 static int
 nomem(const parse_ctx *c)
 {
     return pps__err(PPS_ENOMEM, "%s: out of memory", c->file);
+}
+
+/* "unknown key (expected A, B or C)", the names taken from the table. */
+static int
+fail_unknown_key(const parse_ctx *c, const char *jp, const fields *t)
+{
+    char names[256] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const char *sep = i == 0 ? "" : (i + 1 < t->n ? ", " : " or ");
+        int n = snprintf(names + off, sizeof(names) - off, "%s%s", sep,
+                         t->list[i].name);
+        if (n < 0 || (size_t)n >= sizeof(names) - off) {
+            break;
+        }
+        off += (size_t)n;
+    }
+    return fail(c, jp, "unknown key (expected %s)", names);
+}
+
+/* Walks object v against table t, filling obj; seen (t->n entries, may be
+ * NULL) receives the value of each field present. */
+static int
+parse_fields(const parse_ctx *c, const char *jp, const json_t *v,
+             const fields *t, void *obj, const json_t **seen)
+{
+    if (!json_is_object(v)) {
+        return fail_got(c, jp, "an object", v);
+    }
+    const char *key;
+    json_t *f;
+    json_object_foreach(pps__unconst(v), key, f)
+    {
+        char kp[PPS__CONFIG_JP_MAX];
+        pps__config_jp_key(kp, jp, key);
+        size_t i = 0;
+        while (i < t->n && strcmp(key, t->list[i].name) != 0) {
+            i++;
+        }
+        if (i == t->n) {
+            return fail_unknown_key(c, kp, t);
+        }
+        if (seen != NULL) {
+            seen[i] = f;
+        }
+        int rc = t->list[i].parse(c, kp, f, &t->list[i], obj);
+        if (rc != PPS_OK) {
+            return rc;
+        }
+    }
+    return PPS_OK;
 }
 
 /* ---- values ------------------------------------------------------------- */
@@ -240,43 +234,81 @@ pps__sub_id_valid(const char *id)
     return true;
 }
 
-/* A JSON integer in 1..max (max 0: up to the largest JSON integer). */
-static int
-parse_uint(const parse_ctx *c, const char *jp, const json_t *v, uint64_t max,
-           uint64_t *out)
+static bool
+is_positive_integer(const json_t *v)
 {
-    if (json_is_integer(v) && json_integer_value(v) > 0 &&
-        (max == 0 || (uint64_t)json_integer_value(v) <= max)) {
-        *out = (uint64_t)json_integer_value(v);
+    return json_is_integer(v) && json_integer_value(v) > 0;
+}
+
+/* A JSON integer in 1..f->max (f->max 0: up to the largest JSON integer),
+ * stored as uint64_t. */
+static int
+parse_count(const parse_ctx *c, const char *jp, const json_t *v,
+            const field *f, void *obj)
+{
+    if (is_positive_integer(v) &&
+        (f->max == 0 || (uint64_t)json_integer_value(v) <= f->max)) {
+        *(uint64_t *)member(obj, f->at) = (uint64_t)json_integer_value(v);
         return PPS_OK;
     }
-    if (max == 0) {
+    if (f->max == 0) {
         return fail_got(c, jp, "a positive integer", v);
     }
     char expected[64];
     snprintf(expected, sizeof(expected), "a positive integer up to %llu",
-             (unsigned long long)max);
+             (unsigned long long)f->max);
     return fail_got(c, jp, expected, v);
 }
 
+/* max_db_size_bytes: the LMDB map, MAP_MIN..MAP_MAX bytes. */
+static int
+parse_map_size(const parse_ctx *c, const char *jp, const json_t *v,
+               const field *f, void *obj)
+{
+    if (!is_positive_integer(v)) {
+        return fail_got(c, jp, "a positive integer", v);
+    }
+    uint64_t bytes = (uint64_t)json_integer_value(v);
+    char expected[128];
+    if (bytes < MAP_MIN) {
+        snprintf(expected, sizeof(expected),
+                 "at least %llu (" MAP_MIN_TEXT
+                 ", the smallest map that holds messages)",
+                 (unsigned long long)MAP_MIN);
+        return fail_got(c, jp, expected, v);
+    }
+    if (bytes > MAP_MAX) {
+        snprintf(expected, sizeof(expected),
+                 "at most %llu (" MAP_MAX_TEXT
+                 ", the largest map this platform can take)",
+                 (unsigned long long)MAP_MAX);
+        return fail_got(c, jp, expected, v);
+    }
+    *(uint64_t *)member(obj, f->at) = bytes;
+    return PPS_OK;
+}
+
+/* One of f->choices by name, stored as int. */
 static int
 parse_choice(const parse_ctx *c, const char *jp, const json_t *v,
-             const choice *choices, size_t n, const char *expected, int *out)
+             const field *f, void *obj)
 {
     if (json_is_string(v)) {
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(json_string_value(v), choices[i].name) == 0) {
-                *out = choices[i].value;
+        for (size_t i = 0; i < f->n_choices; i++) {
+            if (strcmp(json_string_value(v), f->choices[i].name) == 0) {
+                *(int *)member(obj, f->at) = f->choices[i].value;
                 return PPS_OK;
             }
         }
     }
-    return fail_got(c, jp, expected, v);
+    return fail_got(c, jp, f->expected, v);
 }
 
-/* "mode": 3 or 4 octal digits, at most 0777, with owner read and write. */
+/* "mode": 3 or 4 octal digits, at most 0777, with owner read and write;
+ * stored as unsigned. */
 static int
-parse_mode(const parse_ctx *c, const char *jp, const json_t *v, unsigned *out)
+parse_mode(const parse_ctx *c, const char *jp, const json_t *v, const field *f,
+           void *obj)
 {
     static const char expected[] =
         "an octal mode string of 3 or 4 digits, at most \"0777\", with owner "
@@ -292,95 +324,51 @@ parse_mode(const parse_ctx *c, const char *jp, const json_t *v, unsigned *out)
     if (!ok || mode > 0777 || (mode & 0600) != 0600) {
         return fail_got(c, jp, expected, v);
     }
-    *out = mode;
+    *(unsigned *)member(obj, f->at) = mode;
     return PPS_OK;
 }
 
-/* Removes empty and "." segments and trailing slashes ("a//./b/" is "a/b"),
- * so that two spellings of one path compare equal. ".." is kept: resolving
- * it lexically would be wrong across symbolic links. Never lengthens s. */
-static void
-normalize_path(char *s)
-{
-    bool absolute = s[0] == '/';
-    size_t r = 0;
-    size_t w = 0;
-    while (s[r] != '\0') {
-        while (s[r] == '/') {
-            r++;
-        }
-        size_t start = r;
-        while (s[r] != '\0' && s[r] != '/') {
-            r++;
-        }
-        size_t seg = r - start;
-        if (seg == 0 || (seg == 1 && s[start] == '.')) {
-            continue;
-        }
-        if (w > 0 || absolute) {
-            s[w++] = '/';
-        }
-        memmove(s + w, s + start, seg);
-        w += seg;
-    }
-    if (w == 0) {
-        s[w++] = absolute ? '/' : '.';
-    }
-    s[w] = '\0';
-}
-
-/* A relative path joined to base_dir with one '/', then normalized; NULL
- * when out of memory. */
-static char *
-resolve_path(const char *base_dir, const char *rel)
-{
-    size_t blen = 0;
-    if (rel[0] != '/' && base_dir != NULL) {
-        blen = strlen(base_dir);
-        while (blen > 0 && base_dir[blen - 1] == '/') {
-            blen--;
-        }
-        if (blen == 0 && base_dir[0] == '/') {
-            blen = 1; /* the root directory itself */
-        }
-    }
-    size_t rlen = strlen(rel);
-    char *p = malloc(blen + 1 + rlen + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-    size_t off = 0;
-    if (blen > 0) {
-        memcpy(p, base_dir, blen);
-        off = blen;
-        p[off++] = '/';
-    }
-    memcpy(p + off, rel, rlen + 1);
-    normalize_path(p);
-    return p;
-}
-
+/* A queue directory, resolved against the configuration's directory and
+ * stored as a malloc'ed char *; its files' paths must fit PATH_MAX. */
 static int
-parse_path(const parse_ctx *c, const char *jp, const json_t *v, char **out)
+parse_path(const parse_ctx *c, const char *jp, const json_t *v, const field *f,
+           void *obj)
 {
     if (!json_is_string(v) || json_string_length(v) == 0 ||
         strlen(json_string_value(v)) != json_string_length(v)) {
         return fail_got(c, jp, "a non-empty string", v);
     }
+    char **out = member(obj, f->at);
     free(*out);
-    *out = resolve_path(c->base_dir, json_string_value(v));
+    *out = pps__path_join(c->base_dir, json_string_value(v));
     if (*out == NULL) {
         return nomem(c);
+    }
+    size_t len = strlen(*out);
+    if (len > QUEUE_PATH_MAX) {
+        char got[PPS__CONFIG_RENDER_SIZE];
+        pps__config_render_value(v, got, sizeof(got));
+        return fail(c, jp,
+                    "expected a path of at most %zu bytes (its files, such "
+                    "as \"<path>/data.mdb\", must fit in PATH_MAX, %d), got "
+                    "%s (%zu bytes%s)",
+                    QUEUE_PATH_MAX, PATH_MAX, got, len,
+                    json_string_value(v)[0] != '/' && c->base_dir != NULL
+                        ? " in the configuration's directory"
+                        : "");
     }
     return PPS_OK;
 }
 
-/* An array of unique subscriber ids, copied to *ids (owned by the config
- * even on failure; *n counts the copies). */
+/* An array of unique subscriber ids, copied to the char ** at f->at (owned
+ * by the config even on failure; the size_t at f->count_at counts the
+ * copies). */
 static int
-parse_ids(const parse_ctx *c, const char *jp, const json_t *v, char ***ids,
-          size_t *n)
+parse_ids(const parse_ctx *c, const char *jp, const json_t *v, const field *f,
+          void *obj)
 {
+    char ***ids = member(obj, f->at);
+    size_t *n = member(obj, f->count_at);
     if (!json_is_array(v)) {
         return fail_got(c, jp, "an array of subscriber ids", v);
     }
@@ -397,8 +385,8 @@ parse_ids(const parse_ctx *c, const char *jp, const json_t *v, char ***ids,
         return nomem(c);
     }
     for (size_t i = 0; i < size; i++) {
-        char ip[JP_MAX];
-        jp_index(ip, jp, i);
+        char ip[PPS__CONFIG_JP_MAX];
+        pps__config_jp_index(ip, jp, i);
         const json_t *e = json_array_get(v, i);
         const char *s = json_string_value(e);
         if (s == NULL || strlen(s) != json_string_length(e) ||
@@ -407,8 +395,8 @@ parse_ids(const parse_ctx *c, const char *jp, const json_t *v, char ***ids,
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp((*ids)[j], s) == 0) {
-                char got[RENDER_MAX + 8];
-                render_value(e, got, sizeof(got));
+                char got[PPS__CONFIG_RENDER_SIZE];
+                pps__config_render_value(e, got, sizeof(got));
                 return fail(c, ip,
                             "expected a subscriber id not listed before, got "
                             "%s (already at [%zu])",
@@ -424,47 +412,127 @@ parse_ids(const parse_ctx *c, const char *jp, const json_t *v, char ***ids,
     return PPS_OK;
 }
 
+/* A nested object with the fields f->object, filling the struct at f->at. */
+static int
+parse_object(const parse_ctx *c, const char *jp, const json_t *v,
+             const field *f, void *obj)
+{
+    return parse_fields(c, jp, v, f->object, member(obj, f->at), NULL);
+}
+
+/* out_queue / in_queue: the key of a queue; its index goes to the long at
+ * f->at. */
+static int
+parse_queue_ref(const parse_ctx *c, const char *jp, const json_t *v,
+                const field *f, void *obj)
+{
+    const char *s = json_string_value(v);
+    if (s != NULL && strlen(s) == json_string_length(v)) {
+        for (size_t i = 0; i < c->cfg->n_queues; i++) {
+            if (strcmp(c->cfg->queues[i].key, s) == 0) {
+                *(long *)member(obj, f->at) = (long)i;
+                return PPS_OK;
+            }
+        }
+    }
+    return fail_got(c, jp, "the key of a queue defined under queues", v);
+}
+
+/* ---- the tables --------------------------------------------------------- */
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A field named `json`, checked by fn, stored in member m of struct T. */
+#define FIELD(json, fn, T, m)                                                 \
+    .name = (json), .parse = (fn), .at = offsetof(T, m)
+#define HWM(json, fn, m) FIELD(json, fn, pps__hwm, m)
+#define QUEUE(json, fn, m) FIELD(json, fn, pps__queue_cfg, m)
+#define COMPONENT(json, fn, m) FIELD(json, fn, pps__component, m)
+
+static const field hwm_list[] = {
+    {HWM("MSG_TIMEOUT_SECS", parse_count, msg_timeout_secs)},
+    {HWM("MAX_MSGS_NUM", parse_count, max_msgs_num)},
+    {HWM("HWM_LMDB_SIZE_BYTES", parse_count, hwm_lmdb_size_bytes)},
+    {HWM("strategy", parse_choice, strategy), .choices = strategies,
+     .n_choices = COUNT(strategies),
+     .expected = "\"prune_first\" or \"prune_last\""},
+};
+static const fields hwm_fields = {hwm_list, COUNT(hwm_list)};
+
+enum {
+    Q_PATH,
+    Q_MAX_READER_NUM,
+    Q_MAX_DB_NUM,
+    Q_MAX_DB_SIZE_BYTES,
+    Q_SUBSCRIBERS,
+    Q_HWM,
+    Q_DURABILITY,
+    Q_MODE,
+    Q_FIELDS
+};
+
+static const field queue_list[Q_FIELDS] = {
+    [Q_PATH] = {QUEUE("path", parse_path, path)},
+    [Q_MAX_READER_NUM] = {QUEUE("max_reader_num", parse_count, max_reader_num),
+                          .max = MAX_READER_NUM},
+    [Q_MAX_DB_NUM] = {QUEUE("max_db_num", parse_count, max_db_num),
+                      .max = MAX_DB_NUM},
+    [Q_MAX_DB_SIZE_BYTES] = {QUEUE("max_db_size_bytes", parse_map_size,
+                                   max_db_size_bytes)},
+    [Q_SUBSCRIBERS] = {QUEUE("subscribers", parse_ids, subscribers),
+                       .count_at = offsetof(pps__queue_cfg, n_subscribers)},
+    [Q_HWM] = {QUEUE("high-water-mark", parse_object, hwm),
+               .object = &hwm_fields},
+    [Q_DURABILITY] = {QUEUE("durability", parse_choice, durability),
+                      .choices = durabilities,
+                      .n_choices = COUNT(durabilities),
+                      .expected = "\"sync\", \"nometasync\" or \"nosync\""},
+    [Q_MODE] = {QUEUE("mode", parse_mode, file_mode)},
+};
+static const fields queue_fields = {queue_list, Q_FIELDS};
+
+enum { C_OUT_QUEUE, C_IN_QUEUE, C_SUBSCRIBERS, C_FIELDS };
+
+static const field component_list[C_FIELDS] = {
+    [C_OUT_QUEUE] = {COMPONENT("out_queue", parse_queue_ref, out_queue)},
+    [C_IN_QUEUE] = {COMPONENT("in_queue", parse_queue_ref, in_queue)},
+    [C_SUBSCRIBERS] = {COMPONENT("subscribers", parse_ids, subscribers),
+                       .count_at = offsetof(pps__component, n_subscribers)},
+};
+static const fields component_fields = {component_list, C_FIELDS};
+
 /* ---- queues ------------------------------------------------------------- */
 
+/* Queue `index` must not name the directory of an earlier one. */
 static int
-parse_hwm(const parse_ctx *c, const char *jp, json_t *v, pps__hwm *hwm)
+check_queue_dir(const parse_ctx *c, size_t index, const char *jp,
+                const json_t *path)
 {
-    if (!json_is_object(v)) {
-        return fail_got(c, jp, "an object", v);
+    size_t alias;
+    bool on_disk_only;
+    int rc = pps__config_dirs_add(c->dirs, c->cfg->queues[index].path, &alias,
+                                  &on_disk_only);
+    if (rc != PPS_OK) {
+        return rc == PPS_ENOMEM ? nomem(c) : rc;
     }
-    const char *key;
-    json_t *f;
-    json_object_foreach(v, key, f)
-    {
-        char kp[JP_MAX];
-        jp_key(kp, jp, key);
-        int rc;
-        if (strcmp(key, "MSG_TIMEOUT_SECS") == 0) {
-            rc = parse_uint(c, kp, f, 0, &hwm->msg_timeout_secs);
-        } else if (strcmp(key, "MAX_MSGS_NUM") == 0) {
-            rc = parse_uint(c, kp, f, 0, &hwm->max_msgs_num);
-        } else if (strcmp(key, "HWM_LMDB_SIZE_BYTES") == 0) {
-            rc = parse_uint(c, kp, f, 0, &hwm->hwm_lmdb_size_bytes);
-        } else if (strcmp(key, "strategy") == 0) {
-            rc = parse_choice(c, kp, f, strategies,
-                              sizeof(strategies) / sizeof(strategies[0]),
-                              "\"prune_first\" or \"prune_last\"",
-                              &hwm->strategy);
-        } else {
-            rc = fail(c, kp,
-                      "unknown key (expected MSG_TIMEOUT_SECS, MAX_MSGS_NUM, "
-                      "HWM_LMDB_SIZE_BYTES or strategy)");
-        }
-        if (rc != PPS_OK) {
-            return rc;
-        }
+    if (alias == SIZE_MAX) {
+        return PPS_OK;
     }
-    return PPS_OK;
+    char kp[PPS__CONFIG_JP_MAX];
+    char other[PPS__CONFIG_JP_MAX];
+    char got[PPS__CONFIG_RENDER_SIZE];
+    pps__config_jp_key(kp, jp, "path");
+    pps__config_jp_key(other, "queues", c->cfg->queues[alias].key);
+    pps__config_render_value(path, got, sizeof(got));
+    return fail(c, kp,
+                "expected a path no other queue uses, got %s (the same %sas "
+                "%s.path)",
+                got, on_disk_only ? "directory " : "", other);
 }
 
 /* Queue number `index` of the file: key `key`, value v. */
 static int
-parse_queue(const parse_ctx *c, size_t index, const char *key, json_t *v)
+parse_queue(const parse_ctx *c, size_t index, const char *key, const json_t *v)
 {
     pps__queue_cfg *q = &c->cfg->queues[index];
     q->max_reader_num = DEFAULT_MAX_READER_NUM;
@@ -481,82 +549,32 @@ parse_queue(const parse_ctx *c, size_t index, const char *key, json_t *v)
         return nomem(c);
     }
 
-    char jp[JP_MAX];
-    char kp[JP_MAX];
-    jp_key(jp, "queues", key);
-    if (!json_is_object(v)) {
-        return fail_got(c, jp, "an object", v);
-    }
-    const json_t *path = NULL;
-    const json_t *max_db_num = NULL;
-    const char *k;
-    json_t *f;
-    json_object_foreach(v, k, f)
-    {
-        jp_key(kp, jp, k);
-        int rc;
-        if (strcmp(k, "path") == 0) {
-            path = f;
-            rc = parse_path(c, kp, f, &q->path);
-        } else if (strcmp(k, "max_reader_num") == 0) {
-            rc = parse_uint(c, kp, f, MAX_READER_NUM, &q->max_reader_num);
-        } else if (strcmp(k, "max_db_num") == 0) {
-            max_db_num = f;
-            rc = parse_uint(c, kp, f, MAX_DB_NUM, &q->max_db_num);
-        } else if (strcmp(k, "max_db_size_bytes") == 0) {
-            rc = parse_uint(c, kp, f, 0, &q->max_db_size_bytes);
-        } else if (strcmp(k, "subscribers") == 0) {
-            rc = parse_ids(c, kp, f, &q->subscribers, &q->n_subscribers);
-        } else if (strcmp(k, "high-water-mark") == 0) {
-            rc = parse_hwm(c, kp, f, &q->hwm);
-        } else if (strcmp(k, "durability") == 0) {
-            rc = parse_choice(c, kp, f, durabilities,
-                              sizeof(durabilities) / sizeof(durabilities[0]),
-                              "\"sync\", \"nometasync\" or \"nosync\"",
-                              &q->durability);
-        } else if (strcmp(k, "mode") == 0) {
-            rc = parse_mode(c, kp, f, &q->file_mode);
-        } else {
-            rc = fail(c, kp,
-                      "unknown key (expected path, max_reader_num, "
-                      "max_db_num, max_db_size_bytes, subscribers, "
-                      "high-water-mark, durability or mode)");
-        }
-        if (rc != PPS_OK) {
-            return rc;
-        }
+    char jp[PPS__CONFIG_JP_MAX];
+    char kp[PPS__CONFIG_JP_MAX];
+    pps__config_jp_key(jp, "queues", key);
+    const json_t *seen[Q_FIELDS] = {NULL};
+    int rc = parse_fields(c, jp, v, &queue_fields, q, seen);
+    if (rc != PPS_OK) {
+        return rc;
     }
 
-    if (path == NULL) {
-        jp_key(kp, jp, "path");
+    if (seen[Q_PATH] == NULL) {
+        pps__config_jp_key(kp, jp, "path");
         return fail_got(c, kp, "a string", NULL);
     }
     if (q->max_db_num < INTERNAL_DBS + q->n_subscribers) {
-        jp_key(kp, jp, "max_db_num");
+        pps__config_jp_key(kp, jp, "max_db_num");
         char expected[128];
         snprintf(expected, sizeof(expected),
                  "at least %zu (3 internal databases and 1 per subscriber)",
                  (size_t)INTERNAL_DBS + q->n_subscribers);
-        if (max_db_num == NULL) {
+        if (seen[Q_MAX_DB_NUM] == NULL) {
             return fail(c, kp, "expected %s, missing (the default is %u)",
                         expected, DEFAULT_MAX_DB_NUM);
         }
-        return fail_got(c, kp, expected, max_db_num);
+        return fail_got(c, kp, expected, seen[Q_MAX_DB_NUM]);
     }
-    for (size_t i = 0; i < index; i++) {
-        if (strcmp(c->cfg->queues[i].path, q->path) == 0) {
-            char other[JP_MAX];
-            char got[RENDER_MAX + 8];
-            jp_key(kp, jp, "path");
-            jp_key(other, "queues", c->cfg->queues[i].key);
-            render_value(path, got, sizeof(got));
-            return fail(c, kp,
-                        "expected a path no other queue uses, got %s (the "
-                        "same as %s.path)",
-                        got, other);
-        }
-    }
-    return PPS_OK;
+    return check_queue_dir(c, index, jp, seen[Q_PATH]);
 }
 
 /* ---- components --------------------------------------------------------- */
@@ -572,25 +590,9 @@ ids_contain(char *const *ids, size_t n, const char *id)
     return false;
 }
 
-/* out_queue / in_queue: the key of a queue; *out receives its index. */
-static int
-parse_queue_ref(const parse_ctx *c, const char *jp, const json_t *v, long *out)
-{
-    const char *s = json_string_value(v);
-    if (s != NULL && strlen(s) == json_string_length(v)) {
-        for (size_t i = 0; i < c->cfg->n_queues; i++) {
-            if (strcmp(c->cfg->queues[i].key, s) == 0) {
-                *out = (long)i;
-                return PPS_OK;
-            }
-        }
-    }
-    return fail_got(c, jp, "the key of a queue defined under queues", v);
-}
-
 static int
 parse_component(const parse_ctx *c, pps__component *comp, const char *id,
-                json_t *v)
+                const json_t *v)
 {
     comp->out_queue = -1;
     comp->in_queue = -1;
@@ -599,50 +601,30 @@ parse_component(const parse_ctx *c, pps__component *comp, const char *id,
         return nomem(c);
     }
 
-    char jp[JP_MAX];
-    char kp[JP_MAX];
-    jp_key(jp, "", id);
+    char jp[PPS__CONFIG_JP_MAX];
+    char kp[PPS__CONFIG_JP_MAX];
+    pps__config_jp_key(jp, "", id);
     if (!pps__sub_id_valid(id)) {
-        char got[RENDER_MAX + 8];
-        render_key(id, got, sizeof(got));
+        char got[PPS__CONFIG_RENDER_SIZE];
+        pps__config_render_key(id, got, sizeof(got));
         return fail(c, jp,
                     "expected a component id of 1 to 255 printable ASCII "
                     "characters, got %s",
                     got);
     }
-    if (!json_is_object(v)) {
-        return fail_got(c, jp, "an object", v);
-    }
-    const json_t *subs = NULL;
-    const char *k;
-    json_t *f;
-    json_object_foreach(v, k, f)
-    {
-        jp_key(kp, jp, k);
-        int rc;
-        if (strcmp(k, "out_queue") == 0) {
-            rc = parse_queue_ref(c, kp, f, &comp->out_queue);
-        } else if (strcmp(k, "in_queue") == 0) {
-            rc = parse_queue_ref(c, kp, f, &comp->in_queue);
-        } else if (strcmp(k, "subscribers") == 0) {
-            subs = f;
-            comp->has_subscribers = true;
-            rc = parse_ids(c, kp, f, &comp->subscribers, &comp->n_subscribers);
-        } else {
-            rc = fail(c, kp,
-                      "unknown key (expected out_queue, in_queue or "
-                      "subscribers)");
-        }
-        if (rc != PPS_OK) {
-            return rc;
-        }
+    const json_t *seen[C_FIELDS] = {NULL};
+    int rc = parse_fields(c, jp, v, &component_fields, comp, seen);
+    if (rc != PPS_OK) {
+        return rc;
     }
 
     if (comp->out_queue < 0 && comp->in_queue < 0) {
         return fail_got(c, jp, "out_queue or in_queue", v);
     }
+    const json_t *subs = seen[C_SUBSCRIBERS];
+    comp->has_subscribers = subs != NULL;
     if (subs != NULL) {
-        jp_key(kp, jp, "subscribers");
+        pps__config_jp_key(kp, jp, "subscribers");
         if (comp->out_queue < 0) {
             return fail_got(c, kp, "only in a component with out_queue", subs);
         }
@@ -650,11 +632,11 @@ parse_component(const parse_ctx *c, pps__component *comp, const char *id,
         for (size_t i = 0; i < comp->n_subscribers; i++) {
             if (!ids_contain(q->subscribers, q->n_subscribers,
                              comp->subscribers[i])) {
-                char ip[JP_MAX];
-                char qp[JP_MAX];
-                char expected[JP_MAX + 32];
-                jp_index(ip, kp, i);
-                jp_key(qp, "queues", q->key);
+                char ip[PPS__CONFIG_JP_MAX];
+                char qp[PPS__CONFIG_JP_MAX];
+                char expected[PPS__CONFIG_JP_MAX + 32];
+                pps__config_jp_index(ip, kp, i);
+                pps__config_jp_key(qp, "queues", q->key);
                 snprintf(expected, sizeof(expected), "a subscriber of %s", qp);
                 return fail_got(c, ip, expected, json_array_get(subs, i));
             }
@@ -663,58 +645,19 @@ parse_component(const parse_ctx *c, pps__component *comp, const char *id,
     if (comp->in_queue >= 0) {
         const pps__queue_cfg *q = &c->cfg->queues[comp->in_queue];
         if (!ids_contain(q->subscribers, q->n_subscribers, id)) {
-            char expected[RENDER_MAX + 64];
-            char got[RENDER_MAX + 8];
-            jp_key(kp, jp, "in_queue");
-            render_key(id, got, sizeof(got));
+            char expected[PPS__CONFIG_RENDER_SIZE + 64];
+            char got[PPS__CONFIG_RENDER_SIZE];
+            pps__config_jp_key(kp, jp, "in_queue");
+            pps__config_render_key(id, got, sizeof(got));
             snprintf(expected, sizeof(expected),
                      "a queue listing %s in its subscribers", got);
-            return fail_got(c, kp, expected, json_object_get(v, "in_queue"));
+            return fail_got(c, kp, expected, seen[C_IN_QUEUE]);
         }
     }
     return PPS_OK;
 }
 
 /* ---- the configuration -------------------------------------------------- */
-
-static void
-free_ids(char **ids, size_t n)
-{
-    if (ids == NULL) {
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        free(ids[i]);
-    }
-    free(ids);
-}
-
-void
-pps_config_free(pps_config *cfg)
-{
-    if (cfg == NULL) {
-        return;
-    }
-    if (cfg->queues != NULL) {
-        for (size_t i = 0; i < cfg->n_queues; i++) {
-            pps__queue_cfg *q = &cfg->queues[i];
-            free(q->key);
-            free(q->path);
-            free_ids(q->subscribers, q->n_subscribers);
-        }
-        free(cfg->queues);
-    }
-    if (cfg->components != NULL) {
-        for (size_t i = 0; i < cfg->n_components; i++) {
-            pps__component *comp = &cfg->components[i];
-            free(comp->id);
-            free_ids(comp->subscribers, comp->n_subscribers);
-        }
-        free(cfg->components);
-    }
-    free(cfg->file);
-    free(cfg);
-}
 
 /* Validates the parsed document into c->cfg. */
 static int
@@ -733,7 +676,8 @@ parse_root(parse_ctx *c, json_t *root)
     }
     pps_config *cfg = c->cfg;
     cfg->queues = calloc(nq, sizeof(*cfg->queues));
-    if (cfg->queues == NULL) {
+    c->dirs = pps__config_dirs_new(nq, c->on_disk);
+    if (cfg->queues == NULL || c->dirs == NULL) {
         return nomem(c);
     }
     size_t i = 0;
@@ -773,9 +717,9 @@ parse_root(parse_ctx *c, json_t *root)
     return PPS_OK;
 }
 
-int
-pps__config_parse(pps_config **out, const char *text, size_t len,
-                  const char *file, const char *base_dir)
+static int
+config_parse(pps_config **out, const char *text, size_t len, const char *file,
+             const char *base_dir, bool on_disk)
 {
     if (out != NULL) {
         *out = NULL;
@@ -788,7 +732,9 @@ pps__config_parse(pps_config **out, const char *text, size_t len,
     parse_ctx c = {
         .file = file,
         .base_dir = base_dir != NULL && base_dir[0] != '\0' ? base_dir : NULL,
+        .on_disk = on_disk,
         .cfg = NULL,
+        .dirs = NULL,
     };
     int rc;
     json_error_t jerr;
@@ -802,11 +748,8 @@ pps__config_parse(pps_config **out, const char *text, size_t len,
             goto fail;
         }
         char pos[64];
-        char line[LINE_MAX_];
         snprintf(pos, sizeof(pos), ":%d:%d: ", jerr.line, jerr.column);
-        CONCAT(line, sizeof(line), file, pos, jerr.text);
-        one_line(line);
-        rc = pps__err(PPS_ECONFIG, "%s", line);
+        rc = pps__config_report(PPS_ECONFIG, file, pos, jerr.text);
         goto fail;
     }
     c.cfg = calloc(1, sizeof(*c.cfg));
@@ -818,127 +761,26 @@ pps__config_parse(pps_config **out, const char *text, size_t len,
     if (rc != PPS_OK) {
         goto fail;
     }
-    json_decref(root);
     *out = c.cfg;
-    return PPS_OK;
+    c.cfg = NULL;
 
 fail:
+    pps__config_dirs_free(c.dirs);
     json_decref(root);
     pps_config_free(c.cfg);
     return rc;
 }
 
-/* ---- loading a file ----------------------------------------------------- */
-
-/* "PATH: cannot read: WHY" (WHY is errnum's text, or `why` if errnum is 0). */
-static int
-fail_read(const char *path, int errnum, const char *why)
+int
+pps__config_parse(pps_config **out, const char *text, size_t len,
+                  const char *file, const char *base_dir)
 {
-    char text[256];
-    if (errnum != 0 && strerror_r(errnum, text, sizeof(text)) != 0) {
-        snprintf(text, sizeof(text), "error %d", errnum);
-    }
-    char line[LINE_MAX_];
-    CONCAT(line, sizeof(line), path,
-           ": cannot read: ",
-           errnum != 0 ? text : (why != NULL ? why : "unknown error"));
-    one_line(line);
-    return pps__err(errnum == ENOMEM ? PPS_ENOMEM : PPS_ECONFIG, "%s", line);
-}
-
-/* Reads the whole file (at most FILE_MAX bytes) into a malloc'ed buffer. */
-static int
-read_file(const char *path, char **text, size_t *len)
-{
-    *text = NULL;
-    *len = 0;
-    size_t cap = 0;
-    int rc = PPS_OK;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return fail_read(path, errno, NULL);
-    }
-    for (;;) {
-        if (*len == cap) {
-            if (cap >= FILE_MAX) {
-                rc = fail_read(path, 0, "larger than 64 MiB");
-                goto fail;
-            }
-            cap = cap == 0 ? 4096 : cap * 2;
-            char *grown = realloc(*text, cap);
-            if (grown == NULL) {
-                rc = fail_read(path, ENOMEM, NULL);
-                goto fail;
-            }
-            *text = grown;
-        }
-        errno = 0;
-        size_t got = fread(*text + *len, 1, cap - *len, f);
-        *len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                rc = fail_read(path, errno != 0 ? errno : EIO, NULL);
-                goto fail;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    return PPS_OK;
-
-fail:
-    fclose(f);
-    free(*text);
-    *text = NULL;
-    *len = 0;
-    return rc;
+    return config_parse(out, text, len, file, base_dir, false);
 }
 
 int
-pps_config_load(pps_config **out, const char *path)
+pps__config_parse_on_disk(pps_config **out, const char *text, size_t len,
+                          const char *file, const char *base_dir)
 {
-    pps__err_begin();
-    if (out != NULL) {
-        *out = NULL;
-    }
-    if (out == NULL || path == NULL) {
-        return pps__err(PPS_EINVAL,
-                        "pps_config_load: out and path must not be NULL");
-    }
-    char *text = NULL;
-    size_t len = 0;
-    char *dir = NULL;
-    int rc = read_file(path, &text, &len);
-    if (rc != PPS_OK) {
-        goto fail;
-    }
-    /* The directory of the file: "" (keep relative) for a bare name. */
-    const char *slash = strrchr(path, '/');
-    if (slash != NULL) {
-        dir = strndup(path, slash == path ? 1 : (size_t)(slash - path));
-        if (dir == NULL) {
-            rc = pps__err(PPS_ENOMEM, "%s: out of memory", path);
-            goto fail;
-        }
-    }
-    rc = pps__config_parse(out, text, len, path, dir);
-
-fail:
-    free(text);
-    free(dir);
-    return rc;
-}
-
-const pps__component *
-pps__config_component(const pps_config *cfg, const char *id)
-{
-    if (cfg == NULL || id == NULL) {
-        return NULL;
-    }
-    for (size_t i = 0; i < cfg->n_components; i++) {
-        if (strcmp(cfg->components[i].id, id) == 0) {
-            return &cfg->components[i];
-        }
-    }
-    return NULL;
+    return config_parse(out, text, len, file, base_dir, true);
 }

@@ -5,7 +5,7 @@
  * symbol table); everything else in a .c is static.
  *
  *   error.c, process.c          statuses and details; clocks, the pid
- *   config.c, config_query.c    the configuration and finding its queues
+ *   config*.c                   the configuration and finding its queues
  *   layout.c                    every database, key and record of a queue
  *   queuedir.c, datafile.c,     the queue directory, a look at data.mdb
  *   wakeup.c                    before LMDB opens it, the wake-up file
@@ -128,12 +128,64 @@ struct pps_config {
  * directory). Pure logic: touches no file, so it can be tested and fuzzed. */
 int pps__config_parse(pps_config **out, const char *text, size_t len,
                       const char *file, const char *base_dir);
+/* pps__config_parse() that also compares the queue directories on disk
+ * (stat() and realpath() only: it writes nothing), for pps_config_load(). */
+int pps__config_parse_on_disk(pps_config **out, const char *text, size_t len,
+                              const char *file, const char *base_dir);
 
 /* Is `id` usable as a subscriber id (1..255 printable ASCII bytes)? */
 bool pps__sub_id_valid(const char *id);
 
 const pps__component *pps__config_component(const pps_config *cfg,
                                              const char *id);
+
+/* Messages of configuration errors (config_path.c): "FILE: JSONPATH: what
+ * was expected, got what", one line, recorded with pps__err(). */
+struct json_t;
+#define PPS__CONFIG_JP_MAX 512     /* a rendered JSON path */
+#define PPS__CONFIG_RENDER_SIZE 48 /* a rendered (clipped) value or key */
+/* out = the JSON path of member `key` of the value at `parent` ("" is the
+ * root) / of element i of the array at `parent`. */
+void pps__config_jp_key(char out[PPS__CONFIG_JP_MAX], const char *parent,
+                        const char *key);
+void pps__config_jp_index(char out[PPS__CONFIG_JP_MAX], const char *parent,
+                          size_t i);
+/* A short, ASCII, one-line rendering of a JSON value / of a key as a JSON
+ * string literal. */
+void pps__config_render_value(const struct json_t *v, char *out, size_t size);
+void pps__config_render_key(const char *key, char *out, size_t size);
+/* Records "FILE: JP: <message>" ("FILE: <message>" when jp is "") and
+ * returns PPS_ECONFIG. */
+int pps__config_fail(const char *file, const char *jp, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "expected EXPECTED, got VALUE", or ", missing" when v is NULL. */
+int pps__config_fail_got(const char *file, const char *jp,
+                         const char *expected, const struct json_t *v);
+/* Records head + mid + tail as one line and returns status. */
+int pps__config_report(int status, const char *head, const char *mid,
+                       const char *tail);
+
+/* Queue directories (config_dirs.c). */
+/* Removes empty and "." segments and trailing slashes ("a//./b/" is "a/b");
+ * with fold_dotdot also "name/.." ("a/../b" is "b", "/.." is "/"). Never
+ * lengthens s. */
+void pps__path_normalize(char *s, bool fold_dotdot);
+/* rel joined to base_dir (unless rel is absolute or base_dir NULL) and
+ * normalized without folding ".."; malloc'ed, NULL when out of memory. */
+char *pps__path_join(const char *base_dir, const char *rel);
+/* The directories of a configuration's queues, to find two naming one:
+ * by spelling with ".." folded, and with on_disk also on disk (stat() and
+ * realpath(); nothing is written). */
+typedef struct pps__config_dirs pps__config_dirs;
+/* Room for cap directories; NULL when out of memory. */
+pps__config_dirs *pps__config_dirs_new(size_t cap, bool on_disk);
+/* Adds queue directory `path` (as pps__path_join() made it); *alias gets
+ * the index of an earlier directory that is the same one, or SIZE_MAX, and
+ * *on_disk_only whether only the file system showed it. PPS_OK, or
+ * PPS_ENOMEM (nothing added, nothing recorded). */
+int pps__config_dirs_add(pps__config_dirs *d, const char *path, size_t *alias,
+                         bool *on_disk_only);
+void pps__config_dirs_free(pps__config_dirs *d);
 
 /* ---- finding the queues of a configuration (config_query.c) ------------- */
 

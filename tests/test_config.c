@@ -418,17 +418,44 @@ Test(config, limits_are_inclusive, .timeout = 30)
     pps_config *cfg = parse_ok(
         "{\"queues\": {\"q\": {\"path\": \"q\", \"max_db_num\": 5, "
         "\"max_reader_num\": 2147483647, \"max_db_size_bytes\": "
-        "9223372036854775807, \"subscribers\": [\"a\", \"b\"], "
+        "8796093022208, \"subscribers\": [\"a\", \"b\"], "
         "\"high-water-mark\": {\"MSG_TIMEOUT_SECS\": 1, \"MAX_MSGS_NUM\": 1, "
         "\"HWM_LMDB_SIZE_BYTES\": 1}, \"mode\": \"777\"}}}",
         NULL);
     const pps__queue_cfg *q = &cfg->queues[0];
     cr_assert_eq(q->max_db_num, 5);
     cr_assert_eq(q->max_reader_num, 2147483647);
-    cr_assert_eq(q->max_db_size_bytes, UINT64_C(9223372036854775807));
+    cr_assert_eq(q->max_db_size_bytes, UINT64_C(8796093022208)); /* 8 TiB */
     cr_assert_eq(q->hwm.msg_timeout_secs, 1);
     cr_assert_eq(q->file_mode, 0777);
     pps_config_free(cfg);
+
+    /* The map: 1 MiB to 8 TiB, both inclusive. */
+    cfg = parse_ok("{\"queues\": {\"q\": {\"path\": \"q\", "
+                   "\"max_db_size_bytes\": 1048576}}}",
+                   NULL);
+    cr_assert_eq(cfg->queues[0].max_db_size_bytes, 1048576);
+    pps_config_free(cfg);
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 1048575}}}",
+        "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
+        "the smallest map that holds messages), got 1048575");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 1}}}",
+        "queues.q.max_db_size_bytes: expected at least 1048576 (1 MiB, "
+        "the smallest map that holds messages), got 1");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 8796093022209}}}",
+        "queues.q.max_db_size_bytes: expected at most 8796093022208 (8 "
+        "TiB, the largest map this platform can take), got "
+        "8796093022209");
+    parse_fails(
+        "{\"queues\": {\"q\": {\"path\": \"q\", "
+        "\"max_db_size_bytes\": 0}}}",
+        "queues.q.max_db_size_bytes: expected a positive integer, got 0");
 
     /* The default max_db_num is checked too. */
     char *json = malloc(1100 * 8 + 256);
@@ -536,4 +563,185 @@ Test(config, subscriber_id_rules, .timeout = 30)
     cr_assert(!pps__sub_id_valid("tab\t"));
     cr_assert(!pps__sub_id_valid("del\x7f"));
     cr_assert(!pps__sub_id_valid("caf\xc3\xa9"));
+}
+
+/* ---- queue directories -------------------------------------------------- */
+
+Test(config, path_normalizer, .timeout = 10)
+{
+    static const struct {
+        const char *in;
+        const char *kept;   /* ".." kept: the path the queue opens */
+        const char *folded; /* ".." folded: the spelling compared */
+    } cases[] = {
+        {"qd", "qd", "qd"},
+        {"./qd/", "qd", "qd"},
+        {"qd/", "qd", "qd"},
+        {"qd//.", "qd", "qd"},
+        {"a//./b/", "a/b", "a/b"},
+        {"sub/../qd", "sub/../qd", "qd"},
+        {"a/b/../../c", "a/b/../../c", "c"},
+        {"a/..", "a/..", "."},
+        {"..", "..", ".."},
+        {"../x", "../x", "../x"},
+        {"a/../../x", "a/../../x", "../x"},
+        {"../../x/../y", "../../x/../y", "../../y"},
+        {".", ".", "."},
+        {"./", ".", "."},
+        {"/", "/", "/"},
+        {"//", "/", "/"},
+        {"/..", "/..", "/"},
+        {"/../x", "/../x", "/x"},
+        {"/a/b/../../..", "/a/b/../../..", "/"},
+        {"/srv//q/./x/../y/", "/srv/q/x/../y", "/srv/q/y"},
+        {"a/.../b", "a/.../b", "a/.../b"},
+        {"a/..b/../c", "a/..b/../c", "a/c"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char kept[64];
+        char folded[64];
+        snprintf(kept, sizeof(kept), "%s", cases[i].in);
+        snprintf(folded, sizeof(folded), "%s", cases[i].in);
+        pps__path_normalize(kept, false);
+        pps__path_normalize(folded, true);
+        cr_expect_str_eq(kept, cases[i].kept, "%s", cases[i].in);
+        cr_expect_str_eq(folded, cases[i].folded, "%s", cases[i].in);
+    }
+}
+
+/* Loads DIR/config.json holding `json`; PPS_ECONFIG expected with the
+ * message "DIR/config.json: " + expected, and nothing created in dir. */
+static void
+load_fails(const char *dir, const char *json, const char *expected)
+{
+    char *path = pps_test_write(dir, "config.json", json);
+    size_t entries = pps_test_dir_entries(dir);
+    pps_config *cfg = (pps_config *)&cfg;
+    int rc = pps_config_load(&cfg, path);
+    cr_assert_eq(rc, PPS_ECONFIG, "%s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_null(cfg);
+    char want[8192];
+    snprintf(want, sizeof(want), "%s: %s", path, expected);
+    cr_assert_str_eq(pps_last_error(), want);
+    cr_assert_eq(pps_test_dir_entries(dir), entries, "something was created");
+    free(path);
+}
+
+Test(config, aliased_queue_directories_are_rejected, .timeout = 30)
+{
+    /* Spellings of one directory, found without looking at the disk. */
+    const char *aliases[] = {"qd/", "./qd/", "qd/.", "sub/../qd",
+                             "x/y/../../qd"};
+    for (size_t i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++) {
+        char json[256];
+        char want[256];
+        snprintf(json, sizeof(json),
+                 "{\"queues\": {\"a\": {\"path\": \"qd\"}, \"b\": "
+                 "{\"path\": \"%s\"}}}",
+                 aliases[i]);
+        snprintf(want, sizeof(want),
+                 "queues.b.path: expected a path no other queue uses, got "
+                 "\"%s\" (the same as queues.a.path)",
+                 aliases[i]);
+        parse_fails(json, want);
+    }
+    /* Only the file system knows these: a symbolic link to a directory
+     * that exists, and through it to one that does not exist yet. */
+    char *dir = pps_test_tmpdir();
+    char *real = pps_test_path_in(dir, "real");
+    char *qd = pps_test_path_in(dir, "real/qd");
+    char *link = pps_test_path_in(dir, "link");
+    cr_assert_eq(mkdir(real, 0700), 0);
+    cr_assert_eq(mkdir(qd, 0700), 0);
+    cr_assert_eq(symlink("real", link), 0);
+    const char *json =
+        "{\"queues\": {\"a\": {\"path\": \"real/qd\"}, \"b\": {\"path\": "
+        "\"link/qd\"}}}";
+    load_fails(dir, json,
+               "queues.b.path: expected a path no other queue uses, got "
+               "\"link/qd\" (the same directory as queues.a.path)");
+    pps_config *cfg = parse_ok(json, dir); /* no disk, no way to know */
+    pps_config_free(cfg);
+    load_fails(dir,
+               "{\"queues\": {\"a\": {\"path\": \"link/new/q\"}, \"b\": "
+               "{\"path\": \"real/new/../new/q\"}}}",
+               "queues.b.path: expected a path no other queue uses, got "
+               "\"real/new/../new/q\" (the same directory as "
+               "queues.a.path)");
+    cr_assert_eq(pps_test_dir_entries(real), 1, "real/new was created");
+    /* The symbolic link itself, and a ".." below it. */
+    load_fails(dir,
+               "{\"queues\": {\"a\": {\"path\": \"link\"}, \"b\": {\"path\": "
+               "\"real/qd/..\"}}}",
+               "queues.b.path: expected a path no other queue uses, got "
+               "\"real/qd/..\" (the same directory as queues.a.path)");
+    /* Different directories stay valid, also side by side under a link. */
+    char *path = pps_test_write(
+        dir, "config.json",
+        "{\"queues\": {\"a\": {\"path\": \"link/qd\"}, \"b\": {\"path\": "
+        "\"link/other\"}, \"c\": {\"path\": \"real\"}, \"d\": {\"path\": "
+        "\"qd\"}}}");
+    cfg = NULL;
+    cr_assert_eq(pps_config_load(&cfg, path), PPS_OK, "%s", pps_last_error());
+    pps_config_free(cfg);
+    free(path);
+    free(real);
+    free(qd);
+    free(link);
+    pps_test_cleanup(dir);
+}
+
+Test(config, queue_paths_fit_path_max, .timeout = 30)
+{
+    /* "<path>/data.mdb" and its NUL must fit PATH_MAX: the path itself may
+     * have PATH_MAX - 10 bytes. */
+    enum { MAX = PATH_MAX - 2 - 8 };
+    char *path = malloc(PATH_MAX + 64);
+    char *json = malloc(PATH_MAX + 128);
+    cr_assert(path != NULL && json != NULL);
+    path[0] = '/';
+    memset(path + 1, 'p', MAX - 1);
+    path[MAX] = '\0';
+    snprintf(json, PATH_MAX + 128, "{\"queues\": {\"q\": {\"path\": \"%s\"}}}",
+             path);
+    pps_config *cfg = parse_ok(json, NULL);
+    cr_assert_eq(strlen(cfg->queues[0].path), MAX);
+    pps_config_free(cfg);
+    /* Trailing slashes do not count: they are not part of the path. */
+    snprintf(json, PATH_MAX + 128,
+             "{\"queues\": {\"q\": {\"path\": \"%s///\"}}}", path);
+    pps_config_free(parse_ok(json, NULL));
+
+    path[MAX] = 'p';
+    path[MAX + 1] = '\0';
+    snprintf(json, PATH_MAX + 128, "{\"queues\": {\"q\": {\"path\": \"%s\"}}}",
+             path);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "queues.q.path: expected a path of at most %d bytes (its files, "
+             "such as \"<path>/data.mdb\", must fit in PATH_MAX, %d), got "
+             "\"/pppppppppppppppppppppppppppppppppppppp... (%d bytes)",
+             MAX, PATH_MAX, MAX + 1);
+    parse_fails(json, want);
+
+    /* A relative path counts with the directory it is resolved against. */
+    memset(path, 'r', MAX - 5);
+    path[MAX - 5] = '\0';
+    snprintf(json, PATH_MAX + 128, "{\"queues\": {\"q\": {\"path\": \"%s\"}}}",
+             path);
+    pps_config_free(parse_ok(json, "/abc"));
+    pps__err_begin();
+    cr_assert_eq(
+        pps__config_parse(&cfg, json, strlen(json), "test.json", "/abcd"),
+        PPS_ECONFIG);
+    snprintf(want, sizeof(want),
+             "test.json: queues.q.path: expected a path of at most %d bytes "
+             "(its files, such as \"<path>/data.mdb\", must fit in PATH_MAX, "
+             "%d), got \"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr... (%d bytes "
+             "in the configuration's directory)",
+             MAX, PATH_MAX, MAX + 1);
+    cr_assert_str_eq(pps_last_error(), want);
+    free(json);
+    free(path);
 }
