@@ -215,9 +215,8 @@ Test(inspect, check_finds_and_repairs_damage, .timeout = 30)
         pps_sub *sub;
         pps_test_sink sink = {0};
         cr_assert_eq(pps_sub_open(&sub, cfg, ids[s]), PPS_OK);
-        while (pps_sub_receive(sub, 0, pps_test_collect, &sink) == PPS_OK) {
-        }
-        cr_assert_eq(sink.n, 3, "%s got %zu", ids[s], sink.n);
+        cr_assert_eq(pps_test_drain(sub, &sink), 3, "%s got %zu", ids[s],
+                     sink.n);
         cr_assert_eq(sink.ids[0], 2);
         cr_assert_eq(sink.ids[2], 4);
         pps_test_sink_free(&sink);
