@@ -820,6 +820,59 @@ Test(pubsub, uninitialized_queue_is_enotinit, .timeout = 30)
     pps_test_cleanup(dir);
 }
 
+/* A subscriber added to the config after its queue was initialized is
+ * not registered until the next init: opening it, or a publisher that
+ * names it, is PPS_ENOTINIT; after init it receives what is sent from then
+ * on. */
+Test(pubsub, subscriber_added_after_init_is_enotinit, .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *old = pps_test_simple(dir, SUB_A, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(old, "pub");
+    send_str(pub, "before b");
+    pps_pub_close(pub);
+    pps_config *cfg = pps_test_config(
+        dir, "{\"pub\": {\"out_queue\": \"q\"},\n"
+             " \"to_b\": {\"out_queue\": \"q\", \"subscribers\": [\"b\"]},\n"
+             " \"a\": {\"in_queue\": \"q\"}, \"b\": {\"in_queue\": \"q\"},\n"
+             " \"queues\": {\"q\": {\"path\": \"q\", "
+             "\"max_db_size_bytes\": 268435456, "
+             "\"subscribers\": [\"a\", \"b\"]}}}\n");
+    pps_sub *s = (pps_sub *)(uintptr_t)1;
+    int rc = pps_sub_open(&s, cfg, "b");
+    cr_assert_eq(rc, PPS_ENOTINIT, "sub_open of an unregistered subscriber: "
+                 "%s: %s", pps_status_name(rc), pps_last_error());
+    cr_assert_null(s);
+    cr_assert_not_null(strstr(pps_last_error(), "b"), "%s", pps_last_error());
+    pps_pub *p = (pps_pub *)(uintptr_t)1;
+    rc = pps_pub_open(&p, cfg, "to_b");
+    cr_assert_eq(rc, PPS_ENOTINIT, "pub_open naming an unregistered "
+                 "subscriber: %s: %s", pps_status_name(rc), pps_last_error());
+    cr_assert_null(p);
+    /* The registered one is not affected. */
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_test_sink *got = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, got), 1u);
+    cr_assert_str_eq(got->data[0], "before b");
+
+    cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    pps_test_expect_empty(b); /* nothing from before it was added */
+    p = pps_test_pub_open(cfg, "to_b");
+    send_str(p, "for b");
+    pps_test_sink_free(got);
+    cr_assert_eq(pps_test_drain(b, got), 1u);
+    cr_assert_str_eq(got->data[0], "for b");
+    pps_test_expect_empty(a); /* to_b sends to b only */
+    pps_test_sink_del(got);
+    pps_pub_close(p);
+    pps_sub_close(b);
+    pps_sub_close(a);
+    pps_config_free(cfg);
+    pps_config_free(old);
+    pps_test_cleanup(dir);
+}
+
 Test(pubsub, null_arguments, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
