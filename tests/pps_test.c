@@ -636,7 +636,7 @@ pps_test_queue_status(const pps_config *cfg)
     return q;
 }
 
-/* ---- numbered payloads ---------------------------------------------------- */
+/* ---- numbered payloads ------------------------------------------------- */
 
 void
 pps_test_payload(unsigned char *buf, size_t len, uint32_t i)

@@ -27,7 +27,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-/* ---- what is not a queue ---------------------------------------------------- */
+/* ---- what is not a queue ------------------------------------------------ */
 
 /* Every way in (open a publisher or subscriber, status, check, prune,
  * clear) refuses with exactly `want`, names qpath, and opens nothing. */
@@ -347,7 +347,8 @@ rm_tree(const char *path)
 Test(foreign, queue_directory_removed_while_open, .timeout = 60)
 {
     char *dir = pps_test_tmpdir();
-    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, "\"durability\": \"sync\"");
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB,
+                                           "\"durability\": \"sync\"");
     char *qpath = pps_test_path_in(dir, "q");
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *s1 = pps_test_sub_open(cfg, "s1");

@@ -31,7 +31,7 @@
 #include <sched.h>
 #endif
 
-/* ---- a full map ----------------------------------------------------------- */
+/* ---- a full map --------------------------------------------------------- */
 
 #define FULL_MSG 2000
 
@@ -42,7 +42,8 @@ static void
 map_full_receivers_go_on(size_t len)
 {
     char *dir = pps_test_tmpdir();
-    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, "\"durability\": \"nosync\"");
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB,
+                                           "\"durability\": \"nosync\"");
     char *qpath = pps_test_path_in(dir, "q");
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *s1 = pps_test_sub_open(cfg, "s1");
@@ -146,7 +147,8 @@ Test(full, map_full_of_small_messages_receivers_go_on, .timeout = 120)
 Test(full, map_full_then_clear_sends_again, .timeout = 120)
 {
     char *dir = pps_test_tmpdir();
-    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, "\"durability\": \"nosync\"");
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB,
+                                           "\"durability\": \"nosync\"");
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     uint32_t next = 0;
     size_t sent = 0;
@@ -245,13 +247,14 @@ Test(full, hwm_size_below_map_prunes_before_the_map_fills, .timeout = 120)
     pps_test_cleanup(dir);
 }
 
-/* ---- oversized and malformed sends ---------------------------------------- */
+/* ---- oversized and malformed sends -------------------------------------- */
 
 Test(full, oversized_message_is_efull_and_nothing_is_written,
      .timeout = 60)
 {
     char *dir = pps_test_tmpdir();
-    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, "\"durability\": \"nosync\"");
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB,
+                                           "\"durability\": \"nosync\"");
     char *qpath = pps_test_path_in(dir, "q");
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     cr_assert_eq(pps_pub_send(pub, "before", 6), PPS_OK);
@@ -304,7 +307,8 @@ Test(full, send_many_with_a_null_entry_is_einval_and_nothing_is_written,
      .timeout = 60)
 {
     char *dir = pps_test_tmpdir();
-    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, "\"durability\": \"nosync\"");
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB,
+                                           "\"durability\": \"nosync\"");
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_test_qstat st0 = pps_test_queue_status(cfg);
     pps_buf batch[4] = {{"a", 1}, {"b", 1}, {NULL, 3}, {"d", 1}};
@@ -341,7 +345,7 @@ Test(full, send_many_with_a_null_entry_is_einval_and_nothing_is_written,
     pps_test_cleanup(dir);
 }
 
-/* ---- a reader killed inside its read transaction --------------------------- */
+/* ---- a reader killed inside its read transaction ------------------------ */
 
 static int
 block_forever_cb(const pps_message *msg, void *user)
@@ -362,7 +366,8 @@ Test(full, reader_killed_holding_a_read_txn_does_not_pin_the_map,
      .timeout = 180)
 {
     char *dir = pps_test_tmpdir();
-    pps_config *cfg = pps_test_small_queue(dir, 4 * PPS_TEST_MIB, "\"durability\": \"nosync\"");
+    pps_config *cfg = pps_test_small_queue(dir, 4 * PPS_TEST_MIB,
+                                           "\"durability\": \"nosync\"");
     char *path = pps_test_path_in(dir, "config.json");
     /* This process's handles are opened before the reader dies and kept:
      * a long-running publisher and subscriber. */

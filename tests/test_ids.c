@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- security: ids that look like paths or format strings ----------------- */
+/* ---- security: ids that look like paths or format strings --------------- */
 
 static const char *const evil_subs[] = {"%n%s%s%s%n", "../../etc", "/", "../x",
                                         "a/../../b", "pps.meta", "%p%x"};
@@ -147,7 +147,8 @@ Test(ids, ids_with_control_characters_are_rejected, .timeout = 60)
         cr_assert_eq(rc, PPS_ECONFIG, "id %zu accepted: %s", i,
                      pps_status_name(rc));
         cr_assert_null(cfg);
-        pps_test_expect_detail(path, "config with a control character in an id");
+        pps_test_expect_detail(path,
+                               "config with a control character in an id");
         free(json);
         free(path);
     }

@@ -96,7 +96,7 @@ Test(permissions, read_only_queue_directory_is_a_clear_error, .timeout = 60)
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }
-/* ---- file modes ---------------------------------------------------------- */
+/* ---- file modes --------------------------------------------------------- */
 
 static void
 expect_modes(const char *qpath, unsigned dir_mode, unsigned file_mode,
