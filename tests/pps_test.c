@@ -6,12 +6,17 @@
 #include <criterion/logging.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,10 +132,12 @@ int
 pps_test_wait(pid_t pid)
 {
     int st = 0;
-    pid_t r;
-    do {
-        r = waitpid(pid, &st, 0);
-    } while (r < 0);
+    while (waitpid(pid, &st, 0) < 0) {
+        /* Only a signal may interrupt the wait; ECHILD (not our child, or
+         * reaped already) would otherwise loop forever. */
+        cr_assert_eq(errno, EINTR, "waitpid %d: %s", (int)pid,
+                     strerror(errno));
+    }
     return st;
 }
 
@@ -498,4 +505,332 @@ pps_test_read_within(int fd, void *buf, size_t n, int timeout_ms)
         got += (size_t)k;
     }
     return true;
+}
+
+/* ---- the wake-up file --------------------------------------------------- */
+
+/* The layout of pps.wake (src/wakeup.c), read-only here. */
+typedef struct wake_view {
+    char magic[16];
+    uint32_t version;
+    uint32_t reserved;
+    _Atomic uint32_t seq;
+    _Atomic uint32_t waiters;
+} wake_view;
+
+uint32_t
+pps_test_waiters(const char *qdir)
+{
+    char *path = pps_test_path_in(qdir, "pps.wake");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    cr_assert(map != MAP_FAILED, "mmap %s: %s", path, strerror(errno));
+    close(fd);
+    uint32_t n = atomic_load(&((wake_view *)map)->waiters);
+    munmap(map, 4096);
+    free(path);
+    return n;
+}
+
+bool
+pps_test_wait_for_waiters(const char *qdir, uint32_t more_than,
+                          int timeout_ms)
+{
+    char *path = pps_test_path_in(qdir, "pps.wake");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    void *map = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    cr_assert(map != MAP_FAILED, "mmap %s: %s", path, strerror(errno));
+    close(fd);
+    free(path);
+    const wake_view *w = map;
+    int64_t deadline = pps_test_mono_ms() + timeout_ms;
+    bool ok;
+    /* A receiver counts itself in just before it sleeps in the kernel; a
+     * poll of the shared word every millisecond sees it. */
+    while (!(ok = atomic_load(&w->waiters) > more_than) &&
+           pps_test_mono_ms() < deadline) {
+        pps_test_sleep_ms(1);
+    }
+    munmap(map, 4096);
+    return ok;
+}
+
+/* ---- configs with a small map ------------------------------------------- */
+
+pps_config *
+pps_test_small_config(const char *dir, uint64_t map_bytes, const char *extra)
+{
+    char json[4096];
+    snprintf(json, sizeof(json),
+             "{\"pub\": {\"out_queue\": \"q\"},\n"
+             " \"s1\": {\"in_queue\": \"q\"},\n"
+             " \"s2\": {\"in_queue\": \"q\"},\n"
+             " \"queues\": {\"q\": {\"path\": \"q\",\n"
+             "   \"max_db_size_bytes\": %llu,\n"
+             "   \"subscribers\": [\"s1\", \"s2\"]%s%s}}}\n",
+             (unsigned long long)map_bytes, extra != NULL ? ", " : "",
+             extra != NULL ? extra : "");
+    return pps_test_config(dir, json);
+}
+
+pps_config *
+pps_test_small_queue(const char *dir, uint64_t map_bytes, const char *extra)
+{
+    pps_config *cfg = pps_test_small_config(dir, map_bytes, extra);
+    int rc = pps_ctl_init(cfg);
+    cr_assert_eq(rc, PPS_OK, "init: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    return cfg;
+}
+
+pps_config *
+pps_test_queue_with_messages(const char *dir)
+{
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    unsigned char buf[3000];
+    for (uint32_t i = 0; i < 40; i++) {
+        pps_test_payload(buf, sizeof(buf), i);
+        cr_assert_eq(pps_pub_send(pub, buf, sizeof(buf)), PPS_OK);
+    }
+    pps_pub_close(pub);
+    return cfg;
+}
+
+void
+pps_test_expect_detail(const char *path, const char *what)
+{
+    const char *e = pps_last_error();
+    cr_assert(e[0] != '\0', "%s: empty pps_last_error()", what);
+    cr_assert_null(strchr(e, '\n'), "%s: detail is not one line: %s", what,
+                   e);
+    if (path != NULL) {
+        cr_assert_not_null(strstr(e, path),
+                           "%s: detail does not name %s: %s", what, path, e);
+    }
+}
+
+int
+pps_test_qstat_cb(const pps_queue_status *st, void *user)
+{
+    pps_test_qstat *q = user;
+    q->messages = st->messages;
+    q->map_size = st->map_size;
+    q->map_used = st->map_used;
+    q->next_id = st->next_id;
+    for (size_t i = 0; i < st->n_subscribers && i < 4; i++) {
+        q->pending[i] = st->subscribers[i].pending;
+    }
+    return 0;
+}
+
+pps_test_qstat
+pps_test_queue_status(const pps_config *cfg)
+{
+    pps_test_qstat q = {0};
+    int rc = pps_ctl_status(cfg, NULL, pps_test_qstat_cb, &q);
+    cr_assert_eq(rc, PPS_OK, "status: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    return q;
+}
+
+/* ---- numbered payloads ------------------------------------------------- */
+
+void
+pps_test_payload(unsigned char *buf, size_t len, uint32_t i)
+{
+    for (size_t k = 0; k < len; k++) {
+        buf[k] = (unsigned char)((i * 31u + (uint32_t)k) & 0xff);
+    }
+    if (len >= 16) {
+        snprintf((char *)buf, 16, "m%014u", (unsigned)i);
+    }
+}
+
+int
+pps_test_expect_cb(const pps_message *msg, void *user)
+{
+    pps_test_seq *x = user;
+    if (msg->len != x->len || msg->id <= x->last_id) {
+        return -1;
+    }
+    pps_test_payload(x->want, x->len, x->next);
+    if (memcmp(msg->data, x->want, x->len) != 0) {
+        return -2;
+    }
+    x->next++;
+    x->last_id = msg->id;
+    return 0;
+}
+
+void
+pps_test_receive_expected(pps_sub *sub, pps_test_seq *x, size_t n,
+                          const char *who)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = pps_sub_receive(sub, 0, pps_test_expect_cb, x);
+        cr_assert_eq(rc, PPS_OK, "%s: message %zu of %zu (payload %u): %s: %s",
+                     who, i, n, (unsigned)x->next, pps_status_name(rc),
+                     pps_last_error());
+    }
+}
+
+int
+pps_test_ignore(const pps_message *msg, void *user)
+{
+    (void)msg;
+    (void)user;
+    return 0;
+}
+
+int
+pps_test_fill(pps_pub *pub, size_t len, uint32_t *next, size_t cap,
+              size_t *sent)
+{
+    unsigned char *buf = malloc(len > 0 ? len : 1);
+    cr_assert_not_null(buf);
+    int rc = PPS_OK;
+    *sent = 0;
+    while (*sent < cap) {
+        pps_test_payload(buf, len, *next);
+        rc = pps_pub_send(pub, buf, len);
+        if (rc != PPS_OK) {
+            break;
+        }
+        (*next)++;
+        (*sent)++;
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- snapshots of a directory tree: "untouched" ------------------------- */
+
+static uint64_t
+hash_file(const char *path)
+{
+    uint64_t h = 1469598103934665603ull;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+    unsigned char buf[65536];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < k; i++) {
+            h = (h ^ buf[i]) * 1099511628211ull;
+        }
+    }
+    cr_assert(k == 0, "read %s: %s", path, strerror(errno));
+    close(fd);
+    return h;
+}
+
+static void
+snap_walk(pps_test_snap *s, const char *root, const char *rel)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s%s%s", root, rel[0] ? "/" : "", rel);
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "opendir %s: %s", path, strerror(errno));
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) {
+            continue;
+        }
+        cr_assert_lt(s->n, PPS_TEST_SNAP_MAX, "too many files under %s",
+                     root);
+        pps_test_snap_file *f = &s->f[s->n++];
+        snprintf(f->name, sizeof(f->name), "%s%s%s", rel, rel[0] ? "/" : "",
+                 de->d_name);
+        char full[4096];
+        snprintf(full, sizeof(full), "%s/%s", root, f->name);
+        struct stat st;
+        cr_assert_eq(lstat(full, &st), 0, "lstat %s: %s", full,
+                     strerror(errno));
+        f->mode = st.st_mode;
+        f->size = S_ISREG(st.st_mode) ? st.st_size : 0;
+        f->mtime = S_ISREG(st.st_mode) ? st.st_mtim : (struct timespec){0};
+        f->hash = S_ISREG(st.st_mode) ? hash_file(full) : 0;
+        if (S_ISDIR(st.st_mode)) {
+            char sub[512];
+            snprintf(sub, sizeof(sub), "%s", f->name);
+            snap_walk(s, root, sub);
+        }
+    }
+    closedir(d);
+}
+
+static int
+snap_cmp(const void *a, const void *b)
+{
+    return strcmp(((const pps_test_snap_file *)a)->name,
+                  ((const pps_test_snap_file *)b)->name);
+}
+
+pps_test_snap *
+pps_test_snap_take(const char *root)
+{
+    pps_test_snap *s = calloc(1, sizeof(*s));
+    cr_assert_not_null(s);
+    snap_walk(s, root, "");
+    qsort(s->f, s->n, sizeof(s->f[0]), snap_cmp);
+    return s;
+}
+
+void
+pps_test_expect_untouched(const char *root, const pps_test_snap *before,
+                          const char *what)
+{
+    pps_test_snap *after = pps_test_snap_take(root);
+    for (size_t i = 0; i < before->n || i < after->n; i++) {
+        cr_assert(i < before->n, "%s: new file %s", what, after->f[i].name);
+        cr_assert(i < after->n, "%s: file %s vanished", what,
+                  before->f[i].name);
+        const pps_test_snap_file *a = &before->f[i], *b = &after->f[i];
+        cr_assert_str_eq(a->name, b->name, "%s: files differ: %s vs %s",
+                         what, a->name, b->name);
+        cr_assert_eq(a->mode, b->mode, "%s: mode of %s changed: %o -> %o",
+                     what, a->name, (unsigned)a->mode, (unsigned)b->mode);
+        const char *base = strrchr(a->name, '/');
+        if (strcmp(base != NULL ? base + 1 : a->name, "lock.mdb") == 0) {
+            /* LMDB's lock file is its run-time state (reader table,
+             * mutexes): every opener of an environment rewrites it, by
+             * LMDB's design. Only its existence and mode count. */
+            continue;
+        }
+        cr_assert_eq(a->size, b->size, "%s: size of %s changed: %lld -> %lld",
+                     what, a->name, (long long)a->size, (long long)b->size);
+        cr_assert(a->mtime.tv_sec == b->mtime.tv_sec &&
+                      a->mtime.tv_nsec == b->mtime.tv_nsec,
+                  "%s: modification time of %s changed", what, a->name);
+        cr_assert_eq(a->hash, b->hash, "%s: bytes of %s changed", what,
+                     a->name);
+    }
+    free(after);
+}
+
+/* ---- another user ------------------------------------------------------- */
+
+int
+pps_test_run_as_nobody(void (*fn)(void *), void *arg)
+{
+    if (geteuid() != 0) {
+        fn(arg); /* already unprivileged: permission bits apply */
+        return 0;
+    }
+    pid_t parent = getpid();
+    pid_t pid = pps_test_fork();
+    if (pid == 0) {
+        pps_test_child_begin(parent);
+        if (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+            setuid(65534) != 0) {
+            _exit(77);
+        }
+        fn(arg);
+        _exit(0);
+    }
+    int st = pps_test_wait(pid);
+    cr_assert(WIFEXITED(st), "child died of signal %d", WTERMSIG(st));
+    return WEXITSTATUS(st);
 }

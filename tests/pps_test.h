@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* A fresh directory under $TMPDIR (or /tmp), removed by pps_test_cleanup().
  * Returns a malloc'ed path; fails the test if it cannot be made. */
@@ -40,7 +42,8 @@ pps_config *pps_test_simple(const char *dir, const char *const *subs,
 /* Waits for pid and fails the test unless it exited with status 0. */
 void pps_test_wait_ok(pid_t pid);
 
-/* Waits for pid and returns its raw wait status. */
+/* Waits for pid and returns its raw wait status; fails the test if pid
+ * cannot be waited for (ECHILD). */
 int pps_test_wait(pid_t pid);
 
 /* A receive callback that copies the payload into a growing list. */
@@ -93,7 +96,9 @@ pps_pub *pps_test_pub_open(const pps_config *cfg, const char *id);
 /* Opens subscriber id; fails the test unless PPS_OK and a handle. */
 pps_sub *pps_test_sub_open(const pps_config *cfg, const char *id);
 
-/* Receives with timeout 0 until nothing is pending; returns how many came. */
+/* Receives with timeout 0 until PPS_ETIMEDOUT, failing the test on any
+ * other status (a drain never ends silently on PPS_ESTORAGE); returns how
+ * many came. */
 size_t pps_test_drain(pps_sub *sub, pps_test_sink *sink);
 
 /* A receive callback that counts its calls in the int at user. */
@@ -160,5 +165,99 @@ pps_sub *pps_test_child_sub(const pps_config *cfg, const char *id);
 
 /* Reads exactly n bytes within timeout_ms; false on timeout, EOF or error. */
 bool pps_test_read_within(int fd, void *buf, size_t n, int timeout_ms);
+
+/* ---- the wake-up file (pps.wake, see src/wakeup.c) ---------------------- */
+
+/* The receivers now counted as sleeping on the queue in directory qdir. */
+uint32_t pps_test_waiters(const char *qdir);
+
+/* Waits up to timeout_ms until more than `more_than` receivers sleep on the
+ * queue in qdir: after it, a send is known to reach a sleeping receiver.
+ * False on timeout. (A receiver killed while waiting stays counted.) */
+bool pps_test_wait_for_waiters(const char *qdir, uint32_t more_than,
+                               int timeout_ms);
+
+/* ---- small queues, payloads, statuses (faults and hostile inputs) -------- */
+
+#define PPS_TEST_KIB 1024ull
+#define PPS_TEST_MIB (1024ull * 1024ull)
+
+/* A config with one queue "q" (path DIR/q), publisher "pub", subscribers s1
+ * and s2 and a map of map_bytes; extra is appended to the queue object (e.g.
+ * "\"durability\": \"nosync\"") or NULL. Not initialized. */
+pps_config *pps_test_small_config(const char *dir, uint64_t map_bytes,
+                                  const char *extra);
+
+/* As pps_test_small_config(), then pps_ctl_init() on it. */
+pps_config *pps_test_small_queue(const char *dir, uint64_t map_bytes,
+                                 const char *extra);
+
+/* A 1 MiB small queue holding 40 messages of 3000 bytes (payloads 0..39),
+ * every handle closed. */
+pps_config *pps_test_queue_with_messages(const char *dir);
+
+/* Fails unless the detail of the last failure is one non-empty line naming
+ * `path` (if not NULL). */
+void pps_test_expect_detail(const char *path, const char *what);
+
+/* What pps_ctl_status() says of the first queue of a config. */
+typedef struct pps_test_qstat {
+    uint64_t messages, map_size, map_used, next_id;
+    uint64_t pending[4];
+} pps_test_qstat;
+int pps_test_qstat_cb(const pps_queue_status *st, void *user);
+pps_test_qstat pps_test_queue_status(const pps_config *cfg);
+
+/* Payload i of len bytes: a 16-byte header naming i, then a pattern of i. */
+void pps_test_payload(unsigned char *buf, size_t len, uint32_t i);
+
+/* Expects payloads of len bytes numbered from `next`, with rising ids. */
+typedef struct pps_test_seq {
+    size_t len;
+    uint32_t next; /* the payload index expected next */
+    uint64_t last_id;
+    unsigned char *want; /* len bytes of scratch */
+} pps_test_seq;
+int pps_test_expect_cb(const pps_message *msg, void *user);
+
+/* Receives n messages on sub, each the payload expected next. */
+void pps_test_receive_expected(pps_sub *sub, pps_test_seq *x, size_t n,
+                               const char *who);
+
+/* A receive callback that consumes whatever comes. */
+int pps_test_ignore(const pps_message *msg, void *user);
+
+/* Sends payloads of len bytes from *next on until a send fails or `cap`
+ * went through; returns the last status, how many went in *sent. */
+int pps_test_fill(pps_pub *pub, size_t len, uint32_t *next, size_t cap,
+                  size_t *sent);
+
+/* A snapshot of a directory tree: names, modes, sizes, times and bytes. */
+#define PPS_TEST_SNAP_MAX 64
+typedef struct pps_test_snap_file {
+    char name[512]; /* relative to the root */
+    mode_t mode;
+    off_t size;
+    struct timespec mtime;
+    uint64_t hash; /* FNV-1a of the bytes (regular files) */
+} pps_test_snap_file;
+typedef struct pps_test_snap {
+    size_t n;
+    pps_test_snap_file f[PPS_TEST_SNAP_MAX];
+} pps_test_snap;
+
+/* A malloc'ed snapshot of the tree under root, sorted by name. */
+pps_test_snap *pps_test_snap_take(const char *root);
+
+/* Fails unless the tree under root is as in `before`: same files, type,
+ * mode, size, modification time and bytes (LMDB's lock.mdb: only its
+ * existence and mode). */
+void pps_test_expect_untouched(const char *root, const pps_test_snap *before,
+                               const char *what);
+
+/* Runs fn(arg) as user and group "nobody" (65534) in a child when running
+ * as root (root ignores permission bits), else in this process; returns the
+ * child's exit status (0 in this process), 77 if users cannot be changed. */
+int pps_test_run_as_nobody(void (*fn)(void *), void *arg);
 
 #endif

@@ -12,6 +12,13 @@
  * died of SIGKILL, not of a failure of their own (exit codes
  * PPS_TEST_CHILD_* and CHILD_*).
  *
+ * Every test runs in each durability mode ("sync", "nometasync",
+ * "nosync"): a process crash must lose nothing in any of them. A publisher
+ * child writes each batch it was acknowledged (PPS_OK) to a pipe, and what
+ * the subscribers get is compared with that: nothing acknowledged lost,
+ * nothing unacknowledged beyond the batch in flight when it died, order
+ * kept.
+ *
  * Random delays come from a seed printed at the start of each test; set
  * PPS_TEST_SEED to replay one.
  */
@@ -142,15 +149,17 @@ send_texts(pps_pub *pub, int n)
     }
 }
 
-Test(crash, subscriber_killed_in_callback_gets_the_message_again,
-     .timeout = 120)
+static void
+subscriber_killed_in_callback_gets_the_message_again(const char *durability)
 {
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", NULL};
     /* Few reader slots: if a dead process's slot were not reclaimed, the
      * cycles below would run out of them. */
-    pps_config *cfg =
-        pps_test_simple(dir, subs, NULL, "\"max_reader_num\": 8");
+    char extra[96];
+    snprintf(extra, sizeof(extra),
+             "\"max_reader_num\": 8, \"durability\": \"%s\"", durability);
+    pps_config *cfg = pps_test_simple(dir, subs, NULL, extra);
     char *path = pps_test_config_path(dir);
     enum { MESSAGES = 30, CYCLES = 20 };
 
@@ -216,9 +225,7 @@ Test(crash, subscriber_killed_in_callback_gets_the_message_again,
     /* The rest comes in order, once. */
     pps_sub *sub = pps_test_sub_open(cfg, "s1");
     pps_test_sink sink = {0};
-    while (pps_sub_receive(sub, 0, pps_test_collect, &sink) == PPS_OK) {
-    }
-    cr_assert_eq(sink.n, (size_t)(MESSAGES - next));
+    cr_assert_eq(pps_test_drain(sub, &sink), (size_t)(MESSAGES - next));
     for (size_t i = 0; i < sink.n; i++) {
         char want[32];
         snprintf(want, sizeof(want), "msg-%02d", next + (int)i);
@@ -234,14 +241,34 @@ Test(crash, subscriber_killed_in_callback_gets_the_message_again,
     pps_test_cleanup(dir);
 }
 
-Test(crash, reader_slots_of_killed_processes_are_reclaimed_on_open,
+Test(crash, subscriber_killed_in_callback_gets_the_message_again_sync,
      .timeout = 120)
+{
+    subscriber_killed_in_callback_gets_the_message_again("sync");
+}
+
+Test(crash, subscriber_killed_in_callback_gets_the_message_again_nometasync,
+     .timeout = 120)
+{
+    subscriber_killed_in_callback_gets_the_message_again("nometasync");
+}
+
+Test(crash, subscriber_killed_in_callback_gets_the_message_again_nosync,
+     .timeout = 120)
+{
+    subscriber_killed_in_callback_gets_the_message_again("nosync");
+}
+
+static void
+reader_slots_of_killed_processes_are_reclaimed_on_open(const char *durability)
 {
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", NULL};
     enum { READERS = 8 };
-    pps_config *cfg =
-        pps_test_simple(dir, subs, NULL, "\"max_reader_num\": 8");
+    char extra[96];
+    snprintf(extra, sizeof(extra),
+             "\"max_reader_num\": 8, \"durability\": \"%s\"", durability);
+    pps_config *cfg = pps_test_simple(dir, subs, NULL, extra);
     char *path = pps_test_config_path(dir);
 
     /* This process keeps the queue open (a publisher uses no reader slot)
@@ -291,6 +318,115 @@ Test(crash, reader_slots_of_killed_processes_are_reclaimed_on_open,
     pps_test_cleanup(dir);
 }
 
+Test(crash, reader_slots_of_killed_processes_are_reclaimed_on_open_sync,
+     .timeout = 120)
+{
+    reader_slots_of_killed_processes_are_reclaimed_on_open("sync");
+}
+
+Test(crash, reader_slots_of_killed_processes_are_reclaimed_on_open_nometasync,
+     .timeout = 120)
+{
+    reader_slots_of_killed_processes_are_reclaimed_on_open("nometasync");
+}
+
+Test(crash, reader_slots_of_killed_processes_are_reclaimed_on_open_nosync,
+     .timeout = 120)
+{
+    reader_slots_of_killed_processes_are_reclaimed_on_open("nosync");
+}
+
+/* ---- what children report through pipes --------------------------------- */
+
+/* The 64-bit numbers a child wrote to a pipe before it was killed: the ids
+ * a subscriber took, or the batches a publisher was acknowledged. */
+typedef struct idlog {
+    int fd; /* -1 once at EOF */
+    uint64_t *ids;
+    size_t n, cap;
+    unsigned char carry[8];
+    size_t ncarry;
+} idlog;
+
+static void
+idlog_feed(idlog *l, const unsigned char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        l->carry[l->ncarry++] = buf[i];
+        if (l->ncarry < sizeof(l->carry)) {
+            continue;
+        }
+        l->ncarry = 0;
+        if (l->n == l->cap) {
+            l->cap = l->cap == 0 ? 4096 : l->cap * 2;
+            l->ids = realloc(l->ids, l->cap * sizeof(*l->ids));
+            cr_assert_not_null(l->ids);
+        }
+        memcpy(&l->ids[l->n++], l->carry, sizeof(uint64_t));
+    }
+}
+
+/* Reads what the logs' pipes bring for ms milliseconds, or until every one
+ * is at EOF when ms is negative (up to 4 logs). */
+static void
+pump(idlog *logs, int n, int ms)
+{
+    int64_t deadline =
+        pps_test_mono_ns() + (int64_t)(ms < 0 ? 30000 : ms) * 1000000;
+    for (;;) {
+        struct pollfd p[4];
+        int open = 0;
+        for (int i = 0; i < n; i++) {
+            p[i].fd = logs[i].fd;
+            p[i].events = POLLIN;
+            p[i].revents = 0;
+            open += logs[i].fd >= 0;
+        }
+        int64_t left = (deadline - pps_test_mono_ns()) / 1000000;
+        if (open == 0 || left <= 0) {
+            cr_assert(ms >= 0 || open == 0, "pipes still open after 30 s");
+            return;
+        }
+        int r = poll(p, (nfds_t)n, (int)left);
+        if (r < 0) {
+            cr_assert_eq(errno, EINTR, "poll: %s", strerror(errno));
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            if (p[i].fd < 0 || (p[i].revents & (POLLIN | POLLHUP)) == 0) {
+                continue;
+            }
+            unsigned char buf[4096];
+            ssize_t k = read(p[i].fd, buf, sizeof(buf));
+            if (k > 0) {
+                idlog_feed(&logs[i], buf, (size_t)k);
+            } else if (k == 0) {
+                close(logs[i].fd);
+                logs[i].fd = -1;
+            }
+        }
+    }
+}
+
+/* Reads from one log until it holds `want` numbers, never more than it
+ * needs; false if the pipe ends or timeout_ms passes first. */
+static bool
+pump_until(idlog *l, size_t want, int timeout_ms)
+{
+    while (l->n < want) {
+        unsigned char buf[4096];
+        size_t need = (want - l->n) * sizeof(uint64_t) - l->ncarry;
+        if (need > sizeof(buf)) {
+            need = sizeof(buf);
+        }
+        if (l->fd < 0 || !pps_test_read_within(l->fd, buf, need, timeout_ms)) {
+            return false;
+        }
+        idlog_feed(l, buf, need);
+    }
+    return true;
+}
+
 /* ---- batches: all or nothing, in order ---------------------------------- */
 
 #define PAY_MAGIC 0x70707321u
@@ -311,11 +447,17 @@ fill_byte(uint32_t batch, uint32_t index)
     return 'a' + (int)((batch + index) % 26);
 }
 
+/* The most rounds a test runs (batches of the last one included). */
+#define MAX_ROUNDS 16
+
 /* Verifies, message by message, that a drain shows whole batches of
  * batch_len with consecutive ids, in order: by round, and within a round by
- * batch number from 0 up with none missing. */
+ * batch number from 0 up with none missing. What it cannot see alone (a
+ * lost trailing batch or round) expect_acked() compares with what the
+ * publisher was told. */
 typedef struct batch_check {
     uint32_t batch_len;
+    uint32_t per_round[MAX_ROUNDS]; /* batches begun, per round */
     bool started;
     uint64_t last_id;
     uint32_t round, batch, index; /* index: next expected in the batch */
@@ -339,7 +481,7 @@ batch_check_cb(const pps_message *msg, void *user)
         return 1;
     }
     memcpy(&p, msg->data, sizeof(p));
-    bool torn = p.magic != PAY_MAGIC;
+    bool torn = p.magic != PAY_MAGIC || p.round >= MAX_ROUNDS;
     for (size_t i = 0; i < sizeof(p.fill) && !torn; i++) {
         torn = p.fill[i] != fill_byte(p.batch, p.index);
     }
@@ -376,6 +518,7 @@ batch_check_cb(const pps_message *msg, void *user)
     }
     if (p.index == 0) {
         c->batches++;
+        c->per_round[p.round]++;
     }
     c->started = true;
     c->round = p.round;
@@ -430,11 +573,12 @@ fill_batch(payload *p, pps_buf *bufs, uint32_t n, uint32_t round,
 }
 
 /* Sends batches of batch_len numbered from 0 until killed (or, after
- * max_batches, waits to be killed); after each commit it writes one byte to
- * progress_fd unless that is -1. */
+ * max_batches, waits to be killed); after each PPS_OK it writes the batch's
+ * number (a uint64_t) to ack_fd: what the publisher was told, the only
+ * thing a crash must not take back. */
 static void
 batch_publisher(const char *path, uint32_t round, uint32_t batch_len,
-                uint32_t max_batches, int progress_fd)
+                uint32_t max_batches, int ack_fd)
 {
     pps_config *cfg = pps_test_child_config(path);
     pps_pub *pub = pps_test_child_pub(cfg, "pub");
@@ -450,7 +594,8 @@ batch_publisher(const char *path, uint32_t round, uint32_t batch_len,
         if (rc != PPS_OK) {
             pps_test_child_fail(PPS_TEST_CHILD_ESEND, "pub", rc);
         }
-        if (progress_fd >= 0 && write(progress_fd, "b", 1) != 1) {
+        uint64_t ack = b;
+        if (write(ack_fd, &ack, sizeof(ack)) != (ssize_t)sizeof(ack)) {
             _exit(PPS_TEST_CHILD_EPIPE);
         }
     }
@@ -459,15 +604,52 @@ batch_publisher(const char *path, uint32_t round, uint32_t batch_len,
     }
 }
 
+/* The acknowledgements acks->ids[from..to) of one publisher process must
+ * be its batches 0, 1, 2, ... in order; returns how many there are. */
+static uint32_t
+acked_batches(const idlog *acks, size_t from, size_t to, uint32_t round)
+{
+    for (size_t i = from; i < to; i++) {
+        cr_assert_eq(acks->ids[i], (uint64_t)(i - from),
+                     "round %u: acknowledgement %zu is batch %llu", round,
+                     i - from, (unsigned long long)acks->ids[i]);
+    }
+    return (uint32_t)(to - from);
+}
+
+/* What a subscriber holds of round `round` against what its publisher was
+ * told: every acknowledged batch (the check saw batches 0 .. n-1 without a
+ * gap), and beyond them at most the batch in flight when the publisher
+ * died (committed, not yet acknowledged), whole. */
+static void
+expect_acked(const batch_check *c, uint32_t round, uint32_t acked,
+             const char *who)
+{
+    uint32_t got = c->per_round[round];
+    cr_assert(got >= acked,
+              "%s: round %u: %u acknowledged batches, %u delivered: an "
+              "acknowledged batch was lost",
+              who, round, acked, got);
+    cr_assert(got <= acked + 1,
+              "%s: round %u: %u acknowledged batches, %u delivered: more "
+              "than the one batch in flight",
+              who, round, acked, got);
+}
+
 /* Limits far above what the tests send: nothing is pruned. */
 #define NO_PRUNING                                                            \
     "{\"MSG_TIMEOUT_SECS\": 36000, \"MAX_MSGS_NUM\": 100000000, "             \
     "\"HWM_LMDB_SIZE_BYTES\": 1000000000000}"
 
-/* With by_time the kill comes after a random 10 to 300 ms; otherwise after
- * a random number of commits (which bounds the volume of a fast queue). */
+/* Ten rounds: a publisher sends batches and is killed, then both
+ * subscribers are drained and compared with what it was acknowledged. In
+ * even rounds the kill comes after a random 10 to 300 ms (at most
+ * MAX_BATCHES batches, which bounds the volume of a fast queue), in odd
+ * rounds after a random number of acknowledgements and a few microseconds:
+ * the publisher is inside send_many nearly all the time, so that is where
+ * the kill lands. */
 static void
-publisher_killed_in_send_many(const char *durability, bool by_time)
+publisher_killed_in_send_many(const char *durability)
 {
     unsigned seed = test_seed();
     char *dir = pps_test_tmpdir();
@@ -476,42 +658,38 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
     snprintf(extra, sizeof(extra), "\"durability\": \"%s\"", durability);
     pps_config *cfg = pps_test_simple(dir, subs, NO_PRUNING, extra);
     char *path = pps_test_config_path(dir);
-    enum { ROUNDS = 10, BATCH = 100 };
+    enum { ROUNDS = 10, BATCH = 100, MAX_BATCHES = 400 };
 
     /* Both subscribers are drained after every round (keeping the queue
      * small); their checks carry over from round to round. */
     batch_check c1 = {.batch_len = BATCH}, c2 = {.batch_len = BATCH};
     for (uint32_t round = 0; round < ROUNDS; round++) {
-        int fd;
-        pid_t pid = pps_test_fork_piped(&fd);
+        idlog acks = {.fd = -1};
+        pid_t pid = pps_test_fork_piped(&acks.fd);
         if (pid == 0) {
-            batch_publisher(path, round, BATCH, UINT32_MAX, fd);
+            batch_publisher(path, round, BATCH, MAX_BATCHES, acks.fd);
         }
-        if (by_time) {
-            pps_test_sleep_ms(rand_between(10, 300));
+        if (round % 2 == 0) {
+            pump(&acks, 1, rand_between(10, 300));
         } else {
-            /* Wait for a random number of commits, then a random few
-             * microseconds: the publisher is inside send_many nearly all
-             * the time, so that is where the kill lands. */
-            int commits = rand_between(0, 150);
-            char buf[256];
-            for (int got = 0; got < commits;) {
-                int want = commits - got;
-                bool ok = pps_test_read_within(
-                    fd, buf, (size_t)(want < 256 ? want : 256), 30000);
-                if (!ok) {
-                    kill_and_reap(pid, "publisher"); /* names its failure */
-                }
-                cr_assert(ok, "round %u: the publisher stalled", round);
-                got += want < 256 ? want : 256;
+            size_t want = (size_t)rand_between(0, 150);
+            bool ok = pump_until(&acks, want, 30000);
+            if (!ok) {
+                kill_and_reap(pid, "publisher"); /* names its failure */
             }
+            cr_assert(ok, "round %u: the publisher stalled after %zu of %zu "
+                      "acknowledgements", round, acks.n, want);
             struct timespec ts = {.tv_nsec = rand_between(0, 2000) * 1000L};
             nanosleep(&ts, NULL);
         }
         kill_and_reap(pid, "publisher");
-        close(fd);
+        pump(&acks, 1, -1); /* every acknowledgement, to EOF */
+        uint32_t acked = acked_batches(&acks, 0, acks.n, round);
         drain_batches(cfg, "s1", &c1);
         drain_batches(cfg, "s2", &c2);
+        expect_acked(&c1, round, acked, "s1");
+        expect_acked(&c2, round, acked, "s2");
+        free(acks.ids);
     }
 
     /* Whatever the last writer left behind, the next one commits. */
@@ -529,11 +707,14 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
     pps_test_expect_consistent(cfg);
     drain_batches(cfg, "s1", &c1);
     drain_batches(cfg, "s2", &c2);
+    expect_acked(&c1, ROUNDS, 1, "s1");
+    expect_acked(&c2, ROUNDS, 1, "s2");
     cr_log_info("%s: seed %u: %zu complete batches in %d rounds", durability,
                 seed, c1.batches, ROUNDS);
     cr_assert_eq(c1.round, ROUNDS,
                  "the batch sent after the kills is not "
                  "the last one");
+    cr_assert_eq(c1.per_round[ROUNDS], 1);
     cr_assert_gt(c1.batches, 1);
     cr_assert_eq(c1.messages, c1.batches * BATCH);
     cr_assert_eq(c2.messages, c1.messages);
@@ -547,16 +728,19 @@ publisher_killed_in_send_many(const char *durability, bool by_time)
     pps_test_cleanup(dir);
 }
 
-Test(crash, publisher_killed_in_send_many_sync, .timeout = 120)
+Test(crash, publisher_killed_in_send_many_sync, .timeout = 180)
 {
-    publisher_killed_in_send_many("sync", true);
+    publisher_killed_in_send_many("sync");
 }
 
-Test(crash, publisher_killed_in_send_many_nosync, .timeout = 120)
+Test(crash, publisher_killed_in_send_many_nometasync, .timeout = 180)
 {
-    /* nosync commits so fast that 300 ms would mean a million messages:
-     * killed by commit count instead. */
-    publisher_killed_in_send_many("nosync", false);
+    publisher_killed_in_send_many("nometasync");
+}
+
+Test(crash, publisher_killed_in_send_many_nosync, .timeout = 180)
+{
+    publisher_killed_in_send_many("nosync");
 }
 
 /* ---- a subscriber killed in the middle of a batch ----------------------- */
@@ -569,12 +753,14 @@ accept_two(const pps_message *msg, void *user)
     return (*n)++ < 2 ? 0 : 1;
 }
 
-Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again,
-     .timeout = 120)
+static void
+subscriber_killed_in_receive_batch_gets_the_batch_again(const char *durability)
 {
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", NULL};
-    pps_config *cfg = pps_test_simple(dir, subs, NULL, NULL);
+    char extra[64];
+    snprintf(extra, sizeof(extra), "\"durability\": \"%s\"", durability);
+    pps_config *cfg = pps_test_simple(dir, subs, NULL, extra);
     char *path = pps_test_config_path(dir);
     enum { MESSAGES = 10, KILL_AFTER = 4 };
 
@@ -638,76 +824,25 @@ Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again,
     pps_test_cleanup(dir);
 }
 
+Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again_sync,
+     .timeout = 120)
+{
+    subscriber_killed_in_receive_batch_gets_the_batch_again("sync");
+}
+
+Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again_nometasync,
+     .timeout = 120)
+{
+    subscriber_killed_in_receive_batch_gets_the_batch_again("nometasync");
+}
+
+Test(crash, subscriber_killed_in_receive_batch_gets_the_batch_again_nosync,
+     .timeout = 120)
+{
+    subscriber_killed_in_receive_batch_gets_the_batch_again("nosync");
+}
+
 /* ---- random kills of everybody ------------------------------------------ */
-
-/* The ids a subscriber process reported before it was killed. */
-typedef struct idlog {
-    int fd; /* -1 once at EOF */
-    uint64_t *ids;
-    size_t n, cap;
-    unsigned char carry[8];
-    size_t ncarry;
-} idlog;
-
-static void
-idlog_feed(idlog *l, const unsigned char *buf, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        l->carry[l->ncarry++] = buf[i];
-        if (l->ncarry < sizeof(l->carry)) {
-            continue;
-        }
-        l->ncarry = 0;
-        if (l->n == l->cap) {
-            l->cap = l->cap == 0 ? 4096 : l->cap * 2;
-            l->ids = realloc(l->ids, l->cap * sizeof(*l->ids));
-            cr_assert_not_null(l->ids);
-        }
-        memcpy(&l->ids[l->n++], l->carry, sizeof(uint64_t));
-    }
-}
-
-/* Reads what the logs' pipes bring for ms milliseconds, or until every one
- * is at EOF when ms is negative. */
-static void
-pump(idlog *logs, int n, int ms)
-{
-    int64_t deadline =
-        pps_test_mono_ns() + (int64_t)(ms < 0 ? 30000 : ms) * 1000000;
-    for (;;) {
-        struct pollfd p[4];
-        int open = 0;
-        for (int i = 0; i < n; i++) {
-            p[i].fd = logs[i].fd;
-            p[i].events = POLLIN;
-            p[i].revents = 0;
-            open += logs[i].fd >= 0;
-        }
-        int64_t left = (deadline - pps_test_mono_ns()) / 1000000;
-        if (open == 0 || left <= 0) {
-            cr_assert(ms >= 0 || open == 0, "pipes still open after 30 s");
-            return;
-        }
-        int r = poll(p, (nfds_t)n, (int)left);
-        if (r < 0) {
-            cr_assert_eq(errno, EINTR, "poll: %s", strerror(errno));
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            if (p[i].fd < 0 || (p[i].revents & (POLLIN | POLLHUP)) == 0) {
-                continue;
-            }
-            unsigned char buf[4096];
-            ssize_t k = read(p[i].fd, buf, sizeof(buf));
-            if (k > 0) {
-                idlog_feed(&logs[i], buf, (size_t)k);
-            } else if (k == 0) {
-                close(logs[i].fd);
-                logs[i].fd = -1;
-            }
-        }
-    }
-}
 
 static int
 report_id_cb(const pps_message *msg, void *user)
@@ -840,20 +975,28 @@ check_no_loss(const char *sub_id, const idlog *seen, const size_t *seg_end,
     free(u);
 }
 
-Test(crash, queue_consistent_after_random_kills, .timeout = 120)
+/* Rounds in which a publisher and two receiving subscribers are killed in
+ * a random order at random moments; then a third subscriber, which never
+ * received, must hold exactly what the publisher was acknowledged (plus at
+ * most the batch in flight per round), and the two others together with
+ * what is left for them must cover the same. */
+static void
+random_kills(const char *durability)
 {
     unsigned seed = test_seed();
     char *dir = pps_test_tmpdir();
     const char *subs[] = {"s1", "s2", "s3", NULL};
-    pps_config *cfg =
-        pps_test_simple(dir, subs, NO_PRUNING, "\"durability\": \"nosync\"");
+    char extra[64];
+    snprintf(extra, sizeof(extra), "\"durability\": \"%s\"", durability);
+    pps_config *cfg = pps_test_simple(dir, subs, NO_PRUNING, extra);
     char *path = pps_test_config_path(dir);
-    pid_t parent = getpid();
     enum { ROUNDS = 6, BATCH = 10, MAX_BATCHES = 5000, S2_BATCH = 16 };
     /* s1 receives one by one, s2 in batches; s3 never receives and so
-     * keeps every committed message. */
-    idlog logs[2] = {{.fd = -1}, {.fd = -1}};
+     * keeps every committed message. logs[2] holds the publisher's
+     * acknowledgements. */
+    idlog logs[3] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
     size_t seg_end[2][ROUNDS];
+    uint32_t acked[ROUNDS];
 
     for (uint32_t round = 0; round < ROUNDS; round++) {
         pid_t pids[3];
@@ -869,12 +1012,14 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
             }
             logs[i].fd = fd;
         }
-        pids[0] = pps_test_fork();
+        size_t acks_from = logs[2].n;
+        pids[0] = pps_test_fork_piped(&logs[2].fd);
         if (pids[0] == 0) {
-            pps_test_child_begin(parent);
-            batch_publisher(path, round, BATCH, MAX_BATCHES, -1);
+            close(logs[0].fd);
+            close(logs[1].fd);
+            batch_publisher(path, round, BATCH, MAX_BATCHES, logs[2].fd);
         }
-        pump(logs, 2, rand_between(50, 400));
+        pump(logs, 3, rand_between(50, 400));
         /* Kill all three in a random order, at random moments. */
         int order[3] = {0, 1, 2};
         for (int i = 2; i > 0; i--) {
@@ -885,9 +1030,10 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
         }
         for (int i = 0; i < 3; i++) {
             kill_and_reap(pids[order[i]], names[order[i]]);
-            pump(logs, 2, rand_between(0, 50));
+            pump(logs, 3, rand_between(0, 50));
         }
-        pump(logs, 2, -1);
+        pump(logs, 3, -1);
+        acked[round] = acked_batches(&logs[2], acks_from, logs[2].n, round);
         seg_end[0][round] = logs[0].n;
         seg_end[1][round] = logs[1].n;
     }
@@ -899,9 +1045,14 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
 
     batch_check all = {.batch_len = BATCH};
     drain_batches(cfg, "s3", &all);
-    cr_log_info("seed %u: %zu batches committed, s1 saw %zu, s2 saw %zu", seed,
-                all.batches, logs[0].n, logs[1].n);
+    cr_log_info("%s: seed %u: %zu batches acknowledged, %zu committed, s1 "
+                "saw %zu, s2 saw %zu",
+                durability, seed, logs[2].n, all.batches, logs[0].n,
+                logs[1].n);
     cr_assert_gt(all.batches, 0, "no batch was ever committed");
+    for (uint32_t round = 0; round < ROUNDS; round++) {
+        expect_acked(&all, round, acked[round], "s3");
+    }
     check_no_loss("s1", &logs[0], seg_end[0], ROUNDS, 1, &all, cfg);
     check_no_loss("s2", &logs[1], seg_end[1], ROUNDS, S2_BATCH, &all, cfg);
     pps_test_expect_consistent(cfg);
@@ -923,8 +1074,24 @@ Test(crash, queue_consistent_after_random_kills, .timeout = 120)
     }
     free(logs[0].ids);
     free(logs[1].ids);
+    free(logs[2].ids);
     free(all.ids);
     free(path);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
+}
+
+Test(crash, queue_consistent_after_random_kills_sync, .timeout = 180)
+{
+    random_kills("sync");
+}
+
+Test(crash, queue_consistent_after_random_kills_nometasync, .timeout = 180)
+{
+    random_kills("nometasync");
+}
+
+Test(crash, queue_consistent_after_random_kills_nosync, .timeout = 180)
+{
+    random_kills("nosync");
 }

@@ -6,28 +6,67 @@
 #include <pthread.h>
 #include <string.h>
 
+/* Every status, generated from the header's one list (PPS_OK first). */
 static const int codes[] = {
-    PPS_OK,      PPS_EINVAL,  PPS_ECONFIG,   PPS_ENOTFOUND, PPS_ENOTINIT,
-    PPS_ETIMEDOUT, PPS_ECALLBACK, PPS_EFULL, PPS_ESTORAGE,  PPS_ENOMEM,
-    PPS_EFORKED, PPS_EDECODE, PPS_EVERSION,
+    PPS_OK,
+#define PPS_TEST_CODE_(name, value, text) PPS_##name,
+    PPS_STATUS_MAP(PPS_TEST_CODE_)
+#undef PPS_TEST_CODE_
 };
 
 Test(error, every_code_has_a_distinct_text_and_name, .timeout = 10)
 {
     size_t n = sizeof(codes) / sizeof(codes[0]);
+    /* PPS_OK, then -1 .. -14 (PPS_EFOREIGN) without a gap. */
+    cr_assert_eq(n, 15u, "%zu statuses", n);
     for (size_t i = 0; i < n; i++) {
-        cr_assert(codes[i] <= 0);
+        cr_assert_eq(codes[i], -(int)i);
         cr_assert_str_neq(pps_strerror(codes[i]), "unknown status");
         cr_assert_str_neq(pps_status_name(codes[i]), "PPS_UNKNOWN");
         for (size_t j = i + 1; j < n; j++) {
             cr_assert_neq(codes[i], codes[j]);
             cr_assert_str_neq(pps_strerror(codes[i]), pps_strerror(codes[j]));
+            cr_assert_str_neq(pps_status_name(codes[i]),
+                              pps_status_name(codes[j]));
         }
     }
     cr_assert_str_eq(pps_status_name(PPS_EFULL), "PPS_EFULL");
+    cr_assert_str_eq(pps_status_name(PPS_EFOREIGN), "PPS_EFOREIGN");
     cr_assert_str_eq(pps_strerror(12345), "unknown status");
     cr_assert_str_eq(pps_status_name(-12345), "PPS_UNKNOWN");
+    /* The first code after the list is unknown. */
+    cr_assert_str_eq(pps_strerror(-15), "unknown status");
+    cr_assert_str_eq(pps_status_name(-15), "PPS_UNKNOWN");
     cr_assert_str_eq(pps_version(), "0.1.0");
+}
+
+/* pps_error_set: the public way to set the detail. */
+Test(error, error_set_copies_truncates_and_accepts_null, .timeout = 10)
+{
+    cr_assert_eq(pps_error_set(PPS_EDECODE, "short detail"), PPS_EDECODE);
+    cr_assert_str_eq(pps_last_error(), "short detail");
+    /* NULL is "". */
+    cr_assert_eq(pps_error_set(PPS_EINVAL, NULL), PPS_EINVAL);
+    cr_assert_str_eq(pps_last_error(), "");
+    /* Over 1023 bytes: the first 1023 are kept. */
+    char big[2048];
+    for (size_t i = 0; i < sizeof(big) - 1; i++) {
+        big[i] = (char)('a' + i % 26);
+    }
+    big[sizeof(big) - 1] = '\0';
+    cr_assert_eq(pps_error_set(PPS_ESTORAGE, big), PPS_ESTORAGE);
+    cr_assert_eq(strlen(pps_last_error()), 1023u, "%zu bytes kept",
+                 strlen(pps_last_error()));
+    cr_assert_eq(strncmp(pps_last_error(), big, 1023), 0);
+    /* Exactly 1023 bytes fit whole. */
+    big[1023] = '\0';
+    cr_assert_eq(pps_error_set(PPS_ESTORAGE, big), PPS_ESTORAGE);
+    cr_assert_str_eq(pps_last_error(), big);
+    /* The detail is a copy: changing the caller's buffer changes nothing. */
+    char mine[] = "mine";
+    pps_error_set(PPS_EINVAL, mine);
+    mine[0] = 'X';
+    cr_assert_str_eq(pps_last_error(), "mine");
 }
 
 Test(error, first_cause_wins_within_a_call, .timeout = 10)

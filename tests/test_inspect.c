@@ -215,9 +215,8 @@ Test(inspect, check_finds_and_repairs_damage, .timeout = 30)
         pps_sub *sub;
         pps_test_sink sink = {0};
         cr_assert_eq(pps_sub_open(&sub, cfg, ids[s]), PPS_OK);
-        while (pps_sub_receive(sub, 0, pps_test_collect, &sink) == PPS_OK) {
-        }
-        cr_assert_eq(sink.n, 3, "%s got %zu", ids[s], sink.n);
+        cr_assert_eq(pps_test_drain(sub, &sink), 3, "%s got %zu", ids[s],
+                     sink.n);
         cr_assert_eq(sink.ids[0], 2);
         cr_assert_eq(sink.ids[2], 4);
         pps_test_sink_free(&sink);
@@ -278,6 +277,68 @@ Test(inspect, config_queue_listing_and_init_of_one_queue, .timeout = 30)
     cr_assert_neq(access(path, F_OK), 0);
     cr_assert_eq(pps_ctl_init_queue(cfg, "nope"), PPS_ENOTFOUND);
     cr_assert_eq(pps_ctl_init_queue(cfg, NULL), PPS_EINVAL);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+/* ---- statuses of the control functions ---------------------------------- */
+
+static int
+stop_at_first(const pps_queue_status *st, void *user)
+{
+    (void)st;
+    (*(int *)user)++;
+    return 7; /* any non-zero value stops the report */
+}
+
+Test(inspect, status_callback_refusal_is_ecallback, .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_queue(
+        dir, "{\"queues\": {\"q1\": {\"path\": \"one\"}, "
+             "\"q2\": {\"path\": \"two\"}}}");
+    int calls = 0;
+    int rc = pps_ctl_status(cfg, NULL, stop_at_first, &calls);
+    cr_assert_eq(rc, PPS_ECALLBACK, "%s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_eq(calls, 1, "the report went on after a refusal: %d calls",
+                 calls);
+    cr_assert_neq(pps_last_error()[0], '\0');
+    /* A callback that accepts sees both queues. */
+    pps_test_qstat q;
+    cr_assert_eq(pps_ctl_status(cfg, NULL, pps_test_qstat_cb, &q), PPS_OK,
+                 "%s", pps_last_error());
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(inspect, unknown_queue_is_enotfound, .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    const char *subs[] = {"a", NULL};
+    pps_config *cfg = pps_test_simple(dir, subs, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "kept", 4), PPS_OK);
+    pps_removed removed = {99, 99};
+    int rc = pps_ctl_prune_queue(cfg, "nope", &removed);
+    cr_assert_eq(rc, PPS_ENOTFOUND, "prune_queue: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_not_null(strstr(pps_last_error(), "nope"), "%s",
+                       pps_last_error());
+    rc = pps_ctl_clear_queue(cfg, "nope", &removed);
+    cr_assert_eq(rc, PPS_ENOTFOUND, "clear_queue: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    pps_test_qstat q;
+    rc = pps_ctl_status(cfg, "nope", pps_test_qstat_cb, &q);
+    cr_assert_eq(rc, PPS_ENOTFOUND, "status: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    size_t n = 99;
+    rc = pps_ctl_check(cfg, "nope", 0, NULL, NULL, &n);
+    cr_assert_eq(rc, PPS_ENOTFOUND, "check: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    /* Nothing was pruned or cleared. */
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 1u);
+    pps_pub_close(pub);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 /* From <sanitizer/allocator_interface.h>, which Debian does not ship. */
@@ -668,5 +669,84 @@ Test(protobuf, waits_for_a_message_then_times_out, .timeout = 30)
                                 count_calls, &calls);
     cr_assert_eq(rc, PPS_ETIMEDOUT);
     cr_assert_eq(calls, 0);
+    env_close(&e);
+}
+
+/* ---- the statuses the helpers pass on from the plain API ---------------- */
+
+Test(protobuf, message_larger_than_the_map_is_efull, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB,
+                                           "\"durability\": \"nosync\"");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
+    /* Over 2 MiB packed: it cannot fit a 1 MiB map, whatever is in it. */
+    fixture *f = fixture_new(1, 131072, 10000, 1 << 20);
+    cr_assert_gt(protobuf_c_message_get_packed_size(&f->reading.base),
+                 2u << 20);
+    int rc = pps_pub_send_pb(pub, &f->reading.base);
+    cr_assert_eq(rc, PPS_EFULL, "%s: %s", pps_status_name(rc),
+                 pps_last_error());
+    char *qpath = pps_test_path_in(dir, "q");
+    pps_test_expect_detail(qpath, "send_pb of 2 MiB into a 1 MiB map");
+    free(qpath);
+    /* Nothing of it was stored, and no id was used. */
+    pps_test_qstat st = pps_test_queue_status(cfg);
+    cr_assert_eq(st.messages, 0);
+    cr_assert_eq(st.next_id, 1);
+    expect_empty(sub);
+    /* A small one goes through. */
+    fixture *g = fixture_new(2, 1, 1, 1);
+    send_pb(pub, &g->reading);
+    const Demo__Reading *expected[] = {&g->reading};
+    check c = {.expected = expected, .n_expected = 1};
+    rc = pps_sub_receive_pb(sub, &demo__reading__descriptor, 0, on_reading,
+                            &c);
+    cr_assert_eq(rc, PPS_OK, "%s: %s", pps_status_name(rc), pps_last_error());
+    cr_assert_null(c.diff, "field %s differs", c.diff);
+    fixture_free(f);
+    fixture_free(g);
+    pps_sub_close(sub);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(protobuf, handles_used_after_fork_are_eforked, .timeout = 60)
+{
+    env e = {0};
+    env_open(&e);
+    fixture *f = fixture_new(3, 1, 1, 1);
+    send_pb(e.pub, &f->reading);
+    pid_t parent = getpid();
+    pid_t pid = pps_test_fork();
+    if (pid == 0) {
+        pps_test_child_begin(parent);
+        int calls = 0;
+        int rc = pps_pub_send_pb(e.pub, &f->reading.base);
+        if (rc != PPS_EFORKED) {
+            pps_test_child_fail(PPS_TEST_CHILD_ELOCAL, "send_pb", rc);
+        }
+        rc = pps_sub_receive_pb(e.sub, &demo__reading__descriptor, 0,
+                                count_calls, &calls);
+        if (rc != PPS_EFORKED || calls != 0) {
+            pps_test_child_fail(PPS_TEST_CHILD_ELOCAL + 1, "receive_pb", rc);
+        }
+        if (strstr(pps_last_error(), "fork") == NULL) {
+            pps_test_child_fail(PPS_TEST_CHILD_ELOCAL + 2, "detail", rc);
+        }
+        _exit(PPS_TEST_CHILD_OK);
+    }
+    pps_test_wait_ok(pid);
+    /* The parent's handles are untouched: the one message, once. */
+    const Demo__Reading *expected[] = {&f->reading};
+    check c = {.expected = expected, .n_expected = 1};
+    int rc = pps_sub_receive_pb(e.sub, &demo__reading__descriptor, 0,
+                                on_reading, &c);
+    cr_assert_eq(rc, PPS_OK, "%s: %s", pps_status_name(rc), pps_last_error());
+    cr_assert_eq(c.calls, 1);
+    expect_empty(e.sub);
+    fixture_free(f);
     env_close(&e);
 }

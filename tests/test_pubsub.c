@@ -427,7 +427,11 @@ Test(pubsub, wait_forever_in_thread_wakes_on_send, .timeout = 30)
     waiter w = {pps_test_sub_open(cfg, "a"), pps_test_sink_new(), 1};
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, wait_forever, &w), 0);
-    pps_test_sleep_ms(300);
+    /* Send once the thread sleeps in the kernel (counted in pps.wake). */
+    char *qpath = pps_test_path_in(dir, "q");
+    cr_assert(pps_test_wait_for_waiters(qpath, 0, 20000),
+              "the receiving thread never went to sleep");
+    free(qpath);
     send_str(pub, "wake up");
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_eq(w.rc, PPS_OK, "%s", pps_status_name(w.rc));
@@ -444,9 +448,10 @@ Test(pubsub, wait_forever_in_child_process_wakes_on_send, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
+    pid_t parent = getpid();
     pid_t pid = pps_test_fork();
     if (pid == 0) {
-        alarm(20);
+        pps_test_child_begin(parent); /* dies with the test */
         pps_sub *sub = NULL;
         if (pps_sub_open(&sub, cfg, "a") != PPS_OK) {
             _exit(10);
@@ -462,7 +467,11 @@ Test(pubsub, wait_forever_in_child_process_wakes_on_send, .timeout = 30)
         pps_sub_close(sub);
         _exit(0);
     }
-    pps_test_sleep_ms(300);
+    /* Send once the child sleeps in the kernel (counted in pps.wake). */
+    char *qpath = pps_test_path_in(dir, "q");
+    cr_assert(pps_test_wait_for_waiters(qpath, 0, 20000),
+              "the receiving child never went to sleep");
+    free(qpath);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     send_str(pub, "across processes");
     pps_test_wait_ok(pid);
@@ -811,6 +820,59 @@ Test(pubsub, uninitialized_queue_is_enotinit, .timeout = 30)
     pps_test_cleanup(dir);
 }
 
+/* A subscriber added to the config after its queue was initialized is
+ * not registered until the next init: opening it, or a publisher that
+ * names it, is PPS_ENOTINIT; after init it receives what is sent from then
+ * on. */
+Test(pubsub, subscriber_added_after_init_is_enotinit, .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *old = pps_test_simple(dir, SUB_A, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(old, "pub");
+    send_str(pub, "before b");
+    pps_pub_close(pub);
+    pps_config *cfg = pps_test_config(
+        dir, "{\"pub\": {\"out_queue\": \"q\"},\n"
+             " \"to_b\": {\"out_queue\": \"q\", \"subscribers\": [\"b\"]},\n"
+             " \"a\": {\"in_queue\": \"q\"}, \"b\": {\"in_queue\": \"q\"},\n"
+             " \"queues\": {\"q\": {\"path\": \"q\", "
+             "\"max_db_size_bytes\": 268435456, "
+             "\"subscribers\": [\"a\", \"b\"]}}}\n");
+    pps_sub *s = (pps_sub *)(uintptr_t)1;
+    int rc = pps_sub_open(&s, cfg, "b");
+    cr_assert_eq(rc, PPS_ENOTINIT, "sub_open of an unregistered subscriber: "
+                 "%s: %s", pps_status_name(rc), pps_last_error());
+    cr_assert_null(s);
+    cr_assert_not_null(strstr(pps_last_error(), "b"), "%s", pps_last_error());
+    pps_pub *p = (pps_pub *)(uintptr_t)1;
+    rc = pps_pub_open(&p, cfg, "to_b");
+    cr_assert_eq(rc, PPS_ENOTINIT, "pub_open naming an unregistered "
+                 "subscriber: %s: %s", pps_status_name(rc), pps_last_error());
+    cr_assert_null(p);
+    /* The registered one is not affected. */
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    pps_test_sink *got = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(a, got), 1u);
+    cr_assert_str_eq(got->data[0], "before b");
+
+    cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    pps_test_expect_empty(b); /* nothing from before it was added */
+    p = pps_test_pub_open(cfg, "to_b");
+    send_str(p, "for b");
+    pps_test_sink_free(got);
+    cr_assert_eq(pps_test_drain(b, got), 1u);
+    cr_assert_str_eq(got->data[0], "for b");
+    pps_test_expect_empty(a); /* to_b sends to b only */
+    pps_test_sink_del(got);
+    pps_pub_close(p);
+    pps_sub_close(b);
+    pps_sub_close(a);
+    pps_config_free(cfg);
+    pps_config_free(old);
+    pps_test_cleanup(dir);
+}
+
 Test(pubsub, null_arguments, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
@@ -998,9 +1060,10 @@ Test(pubsub, handles_after_fork, .timeout = 60)
     pps_sub *a = pps_test_sub_open(cfg, "a");
     send_str(pub, "from parent");
 
+    pid_t parent = getpid();
     pid_t pid = pps_test_fork();
     if (pid == 0) {
-        alarm(30);
+        pps_test_child_begin(parent); /* dies with the test */
         int calls = 0;
         pps_buf one = {"x", 1};
         if (pps_pub_send(pub, "x", 1) != PPS_EFORKED) {
@@ -1388,6 +1451,7 @@ Test(pubsub, one_queue_through_two_spellings_of_its_path, .timeout = 30)
 
 Test(pubsub, status_strings_and_version, .timeout = 10)
 {
+    /* Every status of the header's one list, whatever it holds. */
     static const struct {
         int code;
         const char *name;
@@ -1397,27 +1461,34 @@ Test(pubsub, status_strings_and_version, .timeout = 10)
 #undef ONE
     };
     size_t n = sizeof(all) / sizeof(all[0]);
-    cr_assert_geq(n, 13u);
+    /* PPS_OK and PPS_EINVAL (-1) .. PPS_EFOREIGN (-14), none missing. */
+    cr_assert_eq(n, 15u, "%zu statuses", n);
+    cr_assert_eq(PPS_EFOREIGN, -14);
     for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(all[i].code, -(int)i, "status %zu is %d", i,
+                     all[i].code);
         const char *text = pps_strerror(all[i].code);
         cr_assert_not_null(text);
         cr_assert_neq(text[0], '\0');
+        cr_assert_str_neq(text, pps_strerror(-12345), "%s has no text",
+                          all[i].name);
         cr_assert_not_null(pps_status_name(all[i].code));
         cr_assert_str_eq(pps_status_name(all[i].code), all[i].name);
-        if (i > 0) {
-            cr_assert_lt(all[i].code, 0);
-        }
         for (size_t j = 0; j < i; j++) {
             cr_assert_neq(all[i].code, all[j].code);
             cr_assert_str_neq(text, pps_strerror(all[j].code));
         }
     }
-    const int unknown[] = {1, 42, -13, -1000, INT32_MIN, INT32_MAX};
+    /* -15, the first code after the list, is unknown like the others. */
+    const int unknown[] = {1, 42, -15, -1000, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         cr_assert_not_null(pps_strerror(unknown[i]));
         cr_assert_neq(pps_strerror(unknown[i])[0], '\0');
+        cr_assert_str_eq(pps_strerror(unknown[i]), pps_strerror(-12345));
         cr_assert_not_null(pps_status_name(unknown[i]));
         cr_assert_neq(pps_status_name(unknown[i])[0], '\0');
+        cr_assert_str_eq(pps_status_name(unknown[i]),
+                         pps_status_name(-12345));
     }
     char want[32];
     snprintf(want, sizeof(want), "%d.%d.%d", PPS_VERSION_MAJOR,
