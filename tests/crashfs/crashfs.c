@@ -18,6 +18,7 @@
  *     with EIO (so the dirty pages the kernel flushes at unmount never reach
  *     BACKING). The write returns once the crash is done.
  *   - reading it gives counters, one "name value" per line.
+ * Unmounting without a crash is a clean shutdown: unsynced data is kept.
  * After a crash: kill the processes using the mount, unmount
  * (fusermount3 -u), and mount a new crashfs over BACKING: it shows only
  * what survived.
@@ -100,6 +101,11 @@ static void
 cfs_destroy(void *data)
 {
     (void)data;
+    /* An unmount without a crash is a clean shutdown: it keeps everything
+     * (the kernel has handed us the dirty pages by now). */
+    if (!overlay.crashed) {
+        cfs_shutdown(&overlay);
+    }
     cfs_free(&overlay);
 }
 

@@ -342,6 +342,16 @@ cfs_sync(cfs_overlay *o, int fd)
 }
 
 void
+cfs_shutdown(cfs_overlay *o)
+{
+    while (o->files != NULL) {
+        if (cfs_sync(o, o->files->fd) != 0) {
+            file_unlink(o, o->files); /* cannot write it: give it up */
+        }
+    }
+}
+
+void
 cfs_crash(cfs_overlay *o)
 {
     for (cfs_file *f = o->files; f != NULL; f = f->next) {

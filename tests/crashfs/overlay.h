@@ -75,6 +75,9 @@ int cfs_sync(cfs_overlay *o, int fd);
 /* Applies the crash model to every file and forgets all unsynced data. */
 void cfs_crash(cfs_overlay *o);
 
+/* A clean shutdown: writes every file's pages to the backing files. */
+void cfs_shutdown(cfs_overlay *o);
+
 /* Frees everything (unsynced data is lost, as at a crash). */
 void cfs_free(cfs_overlay *o);
 
