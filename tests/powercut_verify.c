@@ -59,6 +59,7 @@ typedef struct verify {
     pc_result res;
     pub_log pubs[PC_MAX_PUBS];
     bool init_acked;
+    size_t problems; /* printed by on_problem() */
 } verify;
 
 void
@@ -372,8 +373,13 @@ on_problem(const char *path, const char *problem, int repaired, void *user)
 {
     (void)repaired;
     verify *v = user;
-    fprintf(stderr, "powercut: round %d: %s: %s\n", v->round->number, path,
-            problem);
+    if (v->problems++ < 5) {
+        fprintf(stderr, "powercut: round %d: %s: %s\n", v->round->number,
+                path, problem);
+    } else if (v->problems == 6) {
+        fprintf(stderr, "powercut: round %d: (more problems)\n",
+                v->round->number);
+    }
 }
 
 /* pps_ctl_check(): 0 clean, 1 problems, -1 did not open (status in *st). */
