@@ -550,6 +550,7 @@ main(int argc, char **argv)
     printf(", %d rounds, in %s\n", rounds, R.dir);
     fflush(stdout);
     if (enter_namespace(&R) != 0) {
+        rm_tree(R.dir);
         return CFS_SKIP;
     }
     char mwhy[512];
@@ -557,6 +558,7 @@ main(int argc, char **argv)
                         sizeof(mwhy)) != 0) {
         printf("powercut: skipped: cannot mount crashfs (no privilege?): %s\n",
                mwhy);
+        rm_tree(R.dir);
         return CFS_SKIP;
     }
     int bad = 0;
