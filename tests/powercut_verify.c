@@ -316,8 +316,17 @@ check_consumer(verify *v, const msg_list *idle, const msg_list *con)
         }
     }
     if (idle->n - from != con->n) {
+        size_t i = 0;
+        while (i < con->n && from + i < idle->n &&
+               con->m[i].id == idle->m[from + i].id) {
+            i++;
+        }
+        const msg *c = i < con->n ? &con->m[i] : NULL;
         violation(v, "the consumer pends on %zu messages, the idle subscriber "
-                     "on %zu from the same id on", con->n, idle->n - from);
+                     "on %zu from the same id on; first difference: the "
+                     "consumer's id %" PRIu64 " (r%d p%d n%" PRIu64 ")",
+                  con->n, idle->n - from, c ? c->id : 0, c ? c->r : -1,
+                  c ? c->p : -1, c ? c->n : 0);
     } else {
         for (size_t i = 0; i < con->n; i++) {
             if (con->m[i].id != idle->m[from + i].id) {
