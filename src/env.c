@@ -133,6 +133,36 @@ restart_datafile(const char *dir)
     return PPS_OK;
 }
 
+/* The queue was written without flushes in an earlier boot (wakeup.c):
+ * if its newest commit is past what was recorded durable, or the file is
+ * damaged, an OS crash may have lost or torn it. Then it is PPS_ELOST, and
+ * init starts it afresh (*size = 0); else the mark is forgotten. `checked`
+ * is the datafile check's status. */
+static int
+unsynced_before(pps__env *e, int checked, uint64_t txnid, bool create,
+                int64_t *size)
+{
+    if (checked != PPS_OK && checked != PPS_ENOTINIT) {
+        txnid = UINT64_MAX; /* damaged */
+    }
+    if (!pps__wake_unsynced_lost(e->wake, e->boot_id, txnid)) {
+        return checked == PPS_OK
+                   ? pps__wake_forget_unsynced(e->wake, e->path, false)
+                   : checked;
+    }
+    if (!create) {
+        return pps__err(PPS_ELOST,
+                        "%s: this nosync queue was written without flushes "
+                        "before the operating system restarted; its "
+                        "messages may be lost or damaged, so it is not "
+                        "served (run persipubsub-ctl init to recreate it "
+                        "empty)",
+                        e->path);
+    }
+    *size = 0;
+    return restart_datafile(e->path);
+}
+
 /* Everything between "this directory" and "an environment to use". */
 static int
 env_open(pps__env *e, const pps__queue_cfg *q, bool create)
@@ -149,6 +179,7 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
     if (status != PPS_OK) {
         return status;
     }
+    pps__boot_id(e->boot_id);
     if (!exists && !create) {
         return pps__err_notinit(e->path,
                                 "queue not initialized (no data.mdb)");
@@ -158,16 +189,22 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
      * opened for writing, which grows it to the configured map. Its map is
      * never shrunk: other processes may map all of it. */
     size_t mapsize = (size_t)q->max_db_size_bytes;
+    bool fresh = !exists; /* data.mdb begins: its txnids start over */
     if (exists) {
         int64_t size = 0;
-        status = pps__datafile_check(e->path, &size);
+        uint64_t txnid = 0;
+        status = pps__datafile_check(e->path, &size, &txnid);
+        if (pps__wake_unsynced_before(e->wake, e->boot_id)) {
+            status = unsynced_before(e, status, txnid, create, &size);
+        }
         if (status == PPS_ENOTINIT && create) {
             /* Never committed: an init killed before LMDB wrote its first
              * meta pages. Nothing is lost by starting it afresh. */
             status = restart_datafile(e->path);
             size = 0;
         }
-        if (status == PPS_OK && size > 0) {
+        fresh = size == 0;
+        if (status == PPS_OK && !fresh) {
             status = probe_format(e, q, (size_t)size, create);
         }
         if (status != PPS_OK) {
@@ -199,12 +236,34 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
     if (status == PPS_OK && create && !exists) {
         status = pps__qdir_sync(e->path); /* data.mdb's entry */
     }
+    if (status == PPS_OK && fresh) {
+        status = pps__wake_forget_unsynced(e->wake, e->path, true);
+    }
     return status;
+}
+
+/* A process that committed without flushes flushes everything when its
+ * last handle closes, and records how far the queue is now on disk: a
+ * clean shutdown leaves a nosync queue that the next boot trusts. */
+static void
+record_durable(pps__env *e)
+{
+    MDB_envinfo info;
+    if (!e->unsynced || mdb_env_info(e->env, &info) != 0) {
+        return;
+    }
+    uint64_t txnid = info.me_last_txnid; /* read before the flush */
+    if (mdb_env_sync(e->env, 1) == 0) {
+        pps__wake_record_durable(e->wake, e->path, txnid);
+    }
 }
 
 static void
 env_free(pps__env *e)
 {
+    if (e->env != NULL && e->wake != NULL) {
+        record_durable(e);
+    }
     lmdb_close(e);
     pps__wake_close(e->wake);
     free(e->path);

@@ -71,6 +71,10 @@ int64_t pps__now_monotonic_ns(void);
 int64_t pps__now_coarse_ns(void);
 /* getpid(), cached (and forgotten in a fork()ed child). */
 pid_t pps__pid(void);
+/* The kernel's boot id (/proc/sys/kernel/random/boot_id): it changes at
+ * every boot. "" where the system has none. */
+#define PPS__BOOT_ID_SIZE 40
+void pps__boot_id(char out[PPS__BOOT_ID_SIZE]);
 /* PPS_OK if this process opened the handle (pid `opener`), else
  * PPS_EFORKED naming the `kind` of handle ("publisher", "subscriber"). */
 int pps__check_pid(pid_t opener, const char *kind);
@@ -359,7 +363,7 @@ int pps__qdir_sync(const char *path);
  * if it was never committed (empty, or zeros where its meta pages belong:
  * an interrupted init), PPS_ESTORAGE with the path for anything else.
  * Nothing is written. */
-int pps__datafile_check(const char *dir, int64_t *size);
+int pps__datafile_check(const char *dir, int64_t *size, uint64_t *txnid);
 
 /* ---- the wake-up file (wakeup.c) ----------------------------------------- */
 
@@ -381,6 +385,26 @@ uint32_t pps__wake_seq(const pps__wake *w);
  * (CLOCK_MONOTONIC; negative: none) passes, or a safety interval
  * elapses. */
 void pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns);
+
+/* What the wake-up file keeps for nosync queues, so that a commit made
+ * without flushes before an OS crash is noticed at the next boot:
+ * before the first such commit of a boot, that boot's id is written and
+ * flushed (mark_unsynced); the last handle of a process to close flushes
+ * everything and records the LMDB transaction id it reached
+ * (record_durable). After a reboot, a queue whose newest transaction is
+ * past the recorded one may have lost commits or be torn
+ * (unsynced_lost). */
+int pps__wake_mark_unsynced(pps__wake *w, const char *dir,
+                            const char *boot_id);
+int pps__wake_record_durable(pps__wake *w, const char *dir, uint64_t txnid);
+/* Was the queue written without flushes in a boot other than boot_id? */
+bool pps__wake_unsynced_before(const pps__wake *w, const char *boot_id);
+/* ... and is its newest transaction past what was recorded durable? */
+bool pps__wake_unsynced_lost(const pps__wake *w, const char *boot_id,
+                             uint64_t newest_txnid);
+/* Forgets the mark (restarted: the LMDB file was started afresh, so its
+ * transaction ids begin again). */
+int pps__wake_forget_unsynced(pps__wake *w, const char *dir, bool restarted);
 
 /* ---- room in the map and on the disk (space.c) --------------------------- */
 
@@ -454,8 +478,10 @@ struct pps__env {
     /* space.c's state */
     pps__space space;
     /* txn.c's: when dead readers were last reclaimed (atomic: see
-     * pps__space) */
+     * pps__space), and whether this process committed without flushes */
     _Atomic int64_t readers_checked_ns;
+    _Atomic bool unsynced;
+    char boot_id[PPS__BOOT_ID_SIZE]; /* this boot's, read at open */
     /* The registry's (env.c), under its lock. */
     pps__env *next;
     dev_t dev;

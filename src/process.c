@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +51,23 @@ pps__check_pid(pid_t opener, const char *kind)
                     "%s handle opened by process %ld used in process %ld "
                     "after fork(); open a new one",
                     kind, (long)opener, (long)now);
+}
+
+void
+pps__boot_id(char out[PPS__BOOT_ID_SIZE])
+{
+    out[0] = '\0';
+    int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return;
+    }
+    ssize_t n = read(fd, out, PPS__BOOT_ID_SIZE - 1);
+    close(fd);
+    n = n < 0 ? 0 : n;
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == ' ')) {
+        n--;
+    }
+    out[n] = '\0';
 }
 
 static int64_t

@@ -53,7 +53,13 @@ pps__qdir_create(const char *path, unsigned file_mode)
     if (chmod(buf, mode) != 0) { /* the umask may have masked it */
         return pps__err_rc(errno, "cannot set mode of", buf);
     }
-    return PPS_OK;
+    /* The new directory's entry must survive a power cut too. */
+    char *slash = strrchr(buf, '/');
+    if (slash == NULL) {
+        return pps__qdir_sync(".");
+    }
+    *slash = '\0';
+    return pps__qdir_sync(slash == buf ? "/" : buf);
 }
 
 int

@@ -9,7 +9,9 @@
  *   PPS__SYNC        data pages flushed, then the meta page flushed
  *   PPS__NOMETASYNC  data pages flushed, then the meta page written (it
  *                    reaches the disk with a later flush)
- *   PPS__NOSYNC      nothing flushed (nosync queues only)
+ *   PPS__NOSYNC      nothing flushed (nosync queues only); the boot is
+ *                    marked in pps.wake first, so that the next boot
+ *                    notices if an OS crash lost such commits
  *
  * With MDB_WRITEMAP, MDB_NOSYNC leaves the kernel free to write the meta
  * page before the pages it names, and a power cut then corrupts the queue;
@@ -93,6 +95,17 @@ int
 pps__txn_commit(pps__env *e, MDB_txn *txn, int durability, const char *what)
 {
     MDB_env *env = e->env;
+    if (durability == PPS__NOSYNC && !e->unsynced) {
+        /* Before this boot's first commit without flushes: an OS crash
+         * from here on may lose or tear what such commits wrote, and the
+         * next boot must be able to tell (wakeup.c). */
+        int status = pps__wake_mark_unsynced(e->wake, e->path, e->boot_id);
+        if (status != PPS_OK) {
+            mdb_txn_abort(txn);
+            return status;
+        }
+        e->unsynced = true;
+    }
     mdb_env_set_flags(env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
     if (durability == PPS__NOSYNC) {
         mdb_env_set_flags(env, MDB_NOSYNC, 1);

@@ -42,12 +42,21 @@
 #define WAKE_VERSION 1u
 #define WAKE_SIZE 4096
 
+/* The page, version 1 (docs/format.rst). The fields after `waiters` were
+ * added later in what every version-1 file holds as zeros, which mean
+ * "none": readers that do not know them lose nothing by ignoring them. */
 struct wake_page {
     char magic[16];
     uint32_t version;
     uint32_t reserved;
     _Atomic uint32_t seq;
     _Atomic uint32_t waiters;
+    /* The boot id of the last boot in which a commit skipped its flushes
+     * (MDB_NOSYNC), written and flushed before that commit; "" if none. */
+    char unsynced_boot[PPS__BOOT_ID_SIZE];
+    /* Every commit up to this LMDB transaction id is on disk: recorded
+     * after a full flush by the last handle of a process to close. */
+    _Atomic uint64_t durable_txnid;
 };
 
 struct pps__wake {
@@ -169,6 +178,69 @@ fail:
     }
     close(fd);
     return status;
+}
+
+/* Flushes the page: what it says must survive a power cut. */
+static int
+flush_page(pps__wake *w, const char *dir)
+{
+    if (msync(w->page, WAKE_SIZE, MS_SYNC) != 0) {
+        return pps__err_rc(errno, "cannot flush " PPS__WAKE_FILE " in", dir);
+    }
+    return PPS_OK;
+}
+
+int
+pps__wake_mark_unsynced(pps__wake *w, const char *dir, const char *boot_id)
+{
+    char *mark = w->page->unsynced_boot;
+    if (boot_id[0] == '\0' || strncmp(mark, boot_id, PPS__BOOT_ID_SIZE) == 0) {
+        return PPS_OK;
+    }
+    strncpy(mark, boot_id, PPS__BOOT_ID_SIZE - 1);
+    mark[PPS__BOOT_ID_SIZE - 1] = '\0';
+    return flush_page(w, dir);
+}
+
+bool
+pps__wake_unsynced_lost(const pps__wake *w, const char *boot_id,
+                        uint64_t newest_txnid)
+{
+    const char *mark = w->page->unsynced_boot;
+    if (mark[0] == '\0' || boot_id[0] == '\0' ||
+        strncmp(mark, boot_id, PPS__BOOT_ID_SIZE) == 0) {
+        return false;
+    }
+    return newest_txnid > atomic_load(&w->page->durable_txnid);
+}
+
+bool
+pps__wake_unsynced_before(const pps__wake *w, const char *boot_id)
+{
+    const char *mark = w->page->unsynced_boot;
+    return mark[0] != '\0' && boot_id[0] != '\0' &&
+           strncmp(mark, boot_id, PPS__BOOT_ID_SIZE) != 0;
+}
+
+int
+pps__wake_forget_unsynced(pps__wake *w, const char *dir, bool restarted)
+{
+    memset(w->page->unsynced_boot, 0, PPS__BOOT_ID_SIZE);
+    if (restarted) {
+        atomic_store(&w->page->durable_txnid, 0);
+    }
+    return flush_page(w, dir);
+}
+
+int
+pps__wake_record_durable(pps__wake *w, const char *dir, uint64_t txnid)
+{
+    uint64_t have = atomic_load(&w->page->durable_txnid);
+    while (have < txnid &&
+           !atomic_compare_exchange_weak(&w->page->durable_txnid, &have,
+                                         txnid)) {
+    }
+    return flush_page(w, dir);
 }
 
 void

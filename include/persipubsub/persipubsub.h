@@ -61,7 +61,8 @@ extern "C" {
     X(EDECODE, -11, "payload does not decode as the expected type; kept")      \
     X(EVERSION, -12, "queue has an unsupported format version")                \
     X(ECORRUPT, -13, "queue is inconsistent")                                  \
-    X(EFOREIGN, -14, "not a persipubsub queue (left untouched)")
+    X(EFOREIGN, -14, "not a persipubsub queue (left untouched)")               \
+    X(ELOST, -15, "a nosync queue's contents were lost in an OS crash")
 
 /** Status codes returned by every int function of the API. */
 typedef enum pps_status {
