@@ -90,11 +90,12 @@ read_meta(int fd, off_t offset, meta *m)
 }
 
 int
-pps__datafile_check(const char *dir, int64_t *size, uint64_t *txnid)
+pps__datafile_check(int dirfd, const char *dir, int64_t *size,
+                    uint64_t *txnid)
 {
     char file[PATH_MAX];
     snprintf(file, sizeof(file), "%s/data.mdb", dir);
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dirfd, "data.mdb", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         return pps__err_rc(errno, "cannot open", file);
     }

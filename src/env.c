@@ -26,6 +26,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -37,10 +38,11 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t registry_opened = PTHREAD_COND_INITIALIZER;
 static pps__env *registry;
 
-/* Creates e->env with the queue's limits and opens it. */
+/* Creates e->env with the queue's limits and opens it at `path` (the
+ * queue directory as pps__qdir_lmdb_path() names it). */
 static int
-lmdb_open(pps__env *e, const pps__queue_cfg *q, size_t mapsize,
-          unsigned flags)
+lmdb_open(pps__env *e, const pps__queue_cfg *q, const char *path,
+          size_t mapsize, unsigned flags)
 {
     int rc = mdb_env_create(&e->env);
     if (rc != 0) {
@@ -55,7 +57,7 @@ lmdb_open(pps__env *e, const pps__queue_cfg *q, size_t mapsize,
         rc = mdb_env_set_mapsize(e->env, mapsize);
     }
     if (rc == 0) {
-        rc = mdb_env_open(e->env, e->path, flags | MDB_NOTLS,
+        rc = mdb_env_open(e->env, path, flags | MDB_NOTLS,
                           (mdb_mode_t)q->file_mode);
     }
     if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
@@ -84,10 +86,11 @@ lmdb_close(pps__env *e)
  * format version). With `create`, a queue whose init never finished (no
  * format record yet) is fine. */
 static int
-probe_format(pps__env *e, const pps__queue_cfg *q, size_t size, bool create)
+probe_format(pps__env *e, const pps__queue_cfg *q, const char *path,
+             size_t size, bool create)
 {
     MDB_txn *txn = NULL;
-    int status = lmdb_open(e, q, size, MDB_RDONLY);
+    int status = lmdb_open(e, q, path, size, MDB_RDONLY);
     if (status != PPS_OK) {
         goto done;
     }
@@ -121,14 +124,19 @@ open_dbs(pps__env *e, MDB_txn *txn, void *create, int *durability)
 /* Empties a data.mdb that was never committed, so that LMDB initializes
  * it as new (it refuses a file whose meta pages are zeros). */
 static int
-restart_datafile(const char *dir)
+restart_datafile(int dirfd, const char *dir)
 {
-    char file[PATH_MAX];
-    snprintf(file, sizeof(file), "%s/data.mdb", dir);
+    int fd;
     pps__err_begin(); /* the check's detail is moot: init repairs it */
-    if (truncate(file, 0) != 0) {
-        return pps__err_rc(errno, "cannot restart the interrupted init of",
-                           file);
+    int status = pps__qdir_open_file(dirfd, dir, "data.mdb", O_RDWR, false,
+                                     0, &fd);
+    if (status != PPS_OK) {
+        return status;
+    }
+    int rc = ftruncate(fd, 0) == 0 ? 0 : errno;
+    close(fd);
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot start data.mdb afresh in", dir);
     }
     return PPS_OK;
 }
@@ -139,8 +147,8 @@ restart_datafile(const char *dir)
  * init starts it afresh (*size = 0); else the mark is forgotten. `checked`
  * is the datafile check's status. */
 static int
-unsynced_before(pps__env *e, int checked, uint64_t txnid, bool create,
-                int64_t *size)
+unsynced_before(pps__env *e, int dirfd, int checked, uint64_t txnid,
+                bool create, int64_t *size)
 {
     if (checked != PPS_OK && checked != PPS_ENOTINIT) {
         txnid = UINT64_MAX; /* damaged */
@@ -160,22 +168,24 @@ unsynced_before(pps__env *e, int checked, uint64_t txnid, bool create,
                         e->path);
     }
     *size = 0;
-    return restart_datafile(e->path);
+    return restart_datafile(dirfd, e->path);
 }
 
 /* Everything between "this directory" and "an environment to use". */
 static int
-env_open(pps__env *e, const pps__queue_cfg *q, bool create)
+env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
 {
+    char lmdb_path[PATH_MAX];
     /* Never hand LMDB the directory of another application: without the
      * wake-up file this is no queue of ours, and init creates and flushes
      * that file before data.mdb. */
-    bool exists = pps__qdir_has(e->path, "data.mdb");
-    if (exists && !pps__qdir_has(e->path, PPS__WAKE_FILE)) {
+    bool exists = pps__qdir_has(dirfd, "data.mdb");
+    if (exists && !pps__qdir_has(dirfd, PPS__WAKE_FILE)) {
         return pps__err_foreign(e->path, "LMDB files without " PPS__WAKE_FILE
                                          ": another application's");
     }
-    int status = pps__wake_open(&e->wake, e->path, create, q->file_mode);
+    int status = pps__wake_open(&e->wake, dirfd, e->path, create,
+                                q->file_mode);
     if (status != PPS_OK) {
         return status;
     }
@@ -184,6 +194,11 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
         return pps__err_notinit(e->path,
                                 "queue not initialized (no data.mdb)");
     }
+    status = pps__qdir_prepare_lmdb(dirfd, e->path, q, create);
+    if (status != PPS_OK) {
+        return status;
+    }
+    pps__qdir_lmdb_path(dirfd, e->path, lmdb_path);
     /* An existing file is checked with plain reads, then read-only at its
      * own size, and only once it proved to be a queue this library reads
      * opened for writing, which grows it to the configured map. Its map is
@@ -193,19 +208,19 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
     if (exists) {
         int64_t size = 0;
         uint64_t txnid = 0;
-        status = pps__datafile_check(e->path, &size, &txnid);
+        status = pps__datafile_check(dirfd, e->path, &size, &txnid);
         if (pps__wake_unsynced_before(e->wake, e->boot_id)) {
-            status = unsynced_before(e, status, txnid, create, &size);
+            status = unsynced_before(e, dirfd, status, txnid, create, &size);
         }
         if (status == PPS_ENOTINIT && create) {
             /* Never committed: an init killed before LMDB wrote its first
              * meta pages. Nothing is lost by starting it afresh. */
-            status = restart_datafile(e->path);
+            status = restart_datafile(dirfd, e->path);
             size = 0;
         }
         fresh = size == 0;
         if (status == PPS_OK && !fresh) {
-            status = probe_format(e, q, (size_t)size, create);
+            status = probe_format(e, q, lmdb_path, (size_t)size, create);
         }
         if (status != PPS_OK) {
             return status;
@@ -214,7 +229,7 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
             mapsize = (size_t)size;
         }
     }
-    status = lmdb_open(e, q, mapsize, MDB_WRITEMAP | MDB_NOSYNC);
+    status = lmdb_open(e, q, lmdb_path, mapsize, MDB_WRITEMAP | MDB_NOSYNC);
     if (status != PPS_OK) {
         return status;
     }
@@ -223,9 +238,6 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
     if (rc != 0) {
         return pps__err_rc(rc, "cannot clear stale readers", e->path);
     }
-    if (create) {
-        status = pps__qdir_chmod_files(e->path, q->file_mode);
-    }
     if (status == PPS_OK) {
         /* Creating the databases is flushed; opening them writes
          * nothing. */
@@ -233,8 +245,9 @@ env_open(pps__env *e, const pps__queue_cfg *q, bool create)
                               open_dbs, &create,
                               "cannot open internal databases");
     }
-    if (status == PPS_OK && create && !exists) {
-        status = pps__qdir_sync(e->path); /* data.mdb's entry */
+    if (status == PPS_OK && create && !exists && fsync(dirfd) != 0) {
+        status = pps__err_rc(errno, "cannot flush", e->path); /* data.mdb's
+                                                                  entry */
     }
     if (status == PPS_OK && fresh) {
         status = pps__wake_forget_unsynced(e->wake, e->path, true);
@@ -311,16 +324,11 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
 {
     dev_t dev;
     ino_t ino;
+    int dirfd;
     pid_t pid = pps__pid();
-    int status = PPS_OK;
 
     *out = NULL;
-    if (create) {
-        status = pps__qdir_create(q->path, q->file_mode);
-    }
-    if (status == PPS_OK) {
-        status = pps__qdir_stat(q->path, &dev, &ino);
-    }
+    int status = pps__qdir_open(q, create, &dirfd, &dev, &ino);
     if (status != PPS_OK) {
         return status;
     }
@@ -329,6 +337,7 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
     if (e != NULL) {
         e->refs++;
         pthread_mutex_unlock(&registry_lock);
+        close(dirfd);
         /* Processes may have died since this one opened the queue. */
         pps__txn_reclaim_readers(e);
         *out = e;
@@ -337,6 +346,7 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
     e = calloc(1, sizeof(*e));
     if (e == NULL || (e->path = strdup(q->path)) == NULL) {
         pthread_mutex_unlock(&registry_lock);
+        close(dirfd);
         free(e);
         return pps__err_nomem();
     }
@@ -349,7 +359,8 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
     registry = e;
     pthread_mutex_unlock(&registry_lock);
 
-    status = env_open(e, q, create);
+    status = env_open(e, q, dirfd, create);
+    close(dirfd);
 
     pthread_mutex_lock(&registry_lock);
     e->opening = false;

@@ -22,6 +22,7 @@
 
 #include "persipubsub/persipubsub.h"
 
+#include <limits.h>
 #include <lmdb.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -341,19 +342,30 @@ int pps__layout_usage(const pps__env *e, MDB_txn *txn, uint64_t *count,
 
 /* ---- the queue directory (queuedir.c) ------------------------------------ */
 
-/* Creates the queue directory and missing parents (mkdir -p); the queue
- * directory gets the mode that file_mode implies. */
-int pps__qdir_create(const char *path, unsigned file_mode);
-/* Stats the queue directory: PPS_ENOTINIT if missing, PPS_EFOREIGN if it
- * is not a directory. */
-int pps__qdir_stat(const char *path, dev_t *dev, ino_t *ino);
-/* Does file `name` exist in the queue directory? */
-bool pps__qdir_has(const char *path, const char *name);
-/* Gives the queue's files their configured mode (the umask may have
- * masked it). */
-int pps__qdir_chmod_files(const char *path, unsigned file_mode);
-/* Flushes the directory itself, so that files created in it survive a
- * power cut. */
+/* Opens the queue directory q->path into *dirfd (creating it and its
+ * parents if `create`), refusing what the caller must not trust: a
+ * symbolic link, what is not a directory (PPS_EFOREIGN), a directory of
+ * another user, one writable by others, or by its group without the
+ * sticky bit. PPS_ENOTINIT if missing. *dev and *ino identify it. */
+int pps__qdir_open(const pps__queue_cfg *q, bool create, int *dirfd,
+                   dev_t *dev, ino_t *ino);
+/* Does `name` exist in the queue directory (as anything)? */
+bool pps__qdir_has(int dirfd, const char *name);
+/* Opens file `name` of the queue directory (`dir` names it in messages)
+ * with open(2) `flags`, never through a symbolic link; it must be a
+ * regular file the caller may trust. With `create` it is created if
+ * missing and given file_mode. PPS_ENOTINIT if missing otherwise. */
+int pps__qdir_open_file(int dirfd, const char *dir, const char *name,
+                        int flags, bool create, unsigned file_mode, int *out);
+/* Checks (and with `create` creates) data.mdb and lock.mdb before LMDB
+ * opens them by name, and allocates the lock file's blocks. */
+int pps__qdir_prepare_lmdb(int dirfd, const char *dir,
+                           const pps__queue_cfg *q, bool create);
+/* The path to hand LMDB: the opened directory itself (/proc/self/fd/N),
+ * or dir where /proc is missing. */
+void pps__qdir_lmdb_path(int dirfd, const char *dir, char out[PATH_MAX]);
+/* Flushes a directory itself, so that files created in it survive a power
+ * cut. */
 int pps__qdir_sync(const char *path);
 
 /* ---- a look at data.mdb before LMDB opens it (datafile.c) ---------------- */
@@ -363,7 +375,8 @@ int pps__qdir_sync(const char *path);
  * if it was never committed (empty, or zeros where its meta pages belong:
  * an interrupted init), PPS_ESTORAGE with the path for anything else.
  * Nothing is written. */
-int pps__datafile_check(const char *dir, int64_t *size, uint64_t *txnid);
+int pps__datafile_check(int dirfd, const char *dir, int64_t *size,
+                        uint64_t *txnid);
 
 /* ---- the wake-up file (wakeup.c) ----------------------------------------- */
 
@@ -373,7 +386,7 @@ typedef struct pps__wake pps__wake;
 /* Maps the wake-up file of queue directory `dir`. With `create` a missing,
  * empty or zero-filled file is (re)written and flushed with its directory;
  * without, it is PPS_ENOTINIT. A file of other content is PPS_EFOREIGN. */
-int pps__wake_open(pps__wake **out, const char *dir, bool create,
+int pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
                    unsigned mode);
 void pps__wake_close(pps__wake *w);
 /* Wakes the receivers waiting on the queue (after a commit that added

@@ -1,10 +1,26 @@
 /*
  * The queue directory: creating it, telling a queue's directory from
- * whatever else may stand at its path, and flushing it.
+ * whatever else may stand at its path, and opening its files safely.
  *
  * A queue is one directory holding data.mdb and lock.mdb (LMDB's) and
- * pps.wake (wakeup.c). Its mode follows the configured file mode: the
- * directory gets the search bit wherever the files get read.
+ * pps.wake (wakeup.c). Whoever can write into the directory can replace
+ * its files, for instance with a symbolic link to a file of the user who
+ * runs persipubsub-ctl next (root, say), which LMDB would then truncate
+ * and overwrite. So:
+ *
+ * - the directory is opened once, without following a symbolic link at
+ *   its own name, and every file in it is opened relative to that
+ *   descriptor with O_NOFOLLOW, and must be a regular file;
+ * - the directory and its files must belong to the caller or root, or,
+ *   where the queue's mode shares it with a group, to a group the caller
+ *   is in; a directory writable by others is refused;
+ * - a directory writable by its group gets the sticky bit, so that a
+ *   group member cannot rename or remove files it does not own;
+ * - the files LMDB opens by name are created and checked here first, and
+ *   LMDB is handed /proc/self/fd/N, the directory already opened.
+ *
+ * The directory's mode follows the configured file mode (the search bit
+ * wherever the files get read), keeping a set-group-ID bit it inherited.
  */
 #include "internal.h"
 
@@ -12,18 +28,60 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* LMDB's lock file: a header and one 64-byte slot per reader (lmdb.h's
+ * MDB_txninfo and MDB_reader on 64-bit Linux; more is harmless: LMDB then
+ * has slots to spare). */
+#define LOCK_HEADER 192
+#define LOCK_SLOT 64
+
 static unsigned
 dir_mode(unsigned file_mode)
 {
-    return file_mode | ((file_mode & 0444) >> 2);
+    unsigned mode = file_mode | ((file_mode & 0444) >> 2);
+    return (mode & 0020) ? mode | S_ISVTX : mode;
 }
 
-int
-pps__qdir_create(const char *path, unsigned file_mode)
+static bool
+in_group(gid_t gid)
+{
+    if (gid == getegid()) {
+        return true;
+    }
+    gid_t groups[256];
+    int n = getgroups(256, groups);
+    for (int i = 0; i < n; i++) {
+        if (groups[i] == gid) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* May the caller trust st, a file or directory of the queue at `path`? */
+static int
+check_owner(const struct stat *st, unsigned file_mode, const char *path)
+{
+    uid_t me = geteuid();
+    if (st->st_uid != me && st->st_uid != 0 &&
+        !((file_mode & 0060) != 0 && in_group(st->st_gid))) {
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "owned by uid %u, neither you (uid %u) nor root, and the "
+                 "queue's mode shares it with no group of yours",
+                 (unsigned)st->st_uid, (unsigned)me);
+        return pps__err_foreign(path, what);
+    }
+    return PPS_OK;
+}
+
+/* mkdir -p: parents get the default mode, the queue directory its own. */
+static int
+make_dirs(const char *path, unsigned file_mode)
 {
     char buf[PATH_MAX];
     size_t len = strlen(path);
@@ -32,7 +90,6 @@ pps__qdir_create(const char *path, unsigned file_mode)
                         "most %d)", path, len, PATH_MAX - 1);
     }
     memcpy(buf, path, len + 1);
-    /* Parents get the default mode, the queue directory its own. */
     for (char *p = buf + 1; *p != '\0'; p++) {
         if (*p != '/') {
             continue;
@@ -43,15 +100,10 @@ pps__qdir_create(const char *path, unsigned file_mode)
         }
         *p = '/';
     }
-    unsigned mode = dir_mode(file_mode);
-    if (mkdir(buf, mode) != 0) {
-        if (errno != EEXIST) {
-            return pps__err_rc(errno, "cannot create queue directory", buf);
-        }
-        return PPS_OK;
-    }
-    if (chmod(buf, mode) != 0) { /* the umask may have masked it */
-        return pps__err_rc(errno, "cannot set mode of", buf);
+    if (mkdir(buf, dir_mode(file_mode) & 0777) != 0) {
+        return errno == EEXIST
+                   ? PPS_OK
+                   : pps__err_rc(errno, "cannot create queue directory", buf);
     }
     /* The new directory's entry must survive a power cut too. */
     char *slash = strrchr(buf, '/');
@@ -62,45 +114,186 @@ pps__qdir_create(const char *path, unsigned file_mode)
     return pps__qdir_sync(slash == buf ? "/" : buf);
 }
 
+/* Gives a directory the caller owns its mode: the umask may have masked
+ * it, and chmod() would drop an inherited set-group-ID bit. */
+static int
+set_dir_mode(int fd, const struct stat *st, unsigned file_mode,
+             const char *path)
+{
+    mode_t want = (mode_t)dir_mode(file_mode) | (st->st_mode & S_ISGID);
+    if ((st->st_mode & 07777) == want || st->st_uid != geteuid()) {
+        return PPS_OK;
+    }
+    if (fchmod(fd, want) != 0) {
+        return pps__err_rc(errno, "cannot set mode of", path);
+    }
+    return PPS_OK;
+}
+
 int
-pps__qdir_stat(const char *path, dev_t *dev, ino_t *ino)
+pps__qdir_open(const pps__queue_cfg *q, bool create, int *dirfd, dev_t *dev,
+               ino_t *ino)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT) {
-            return pps__err_notinit(path, "queue directory does not exist");
+    int status = PPS_OK;
+    *dirfd = -1;
+    if (create) {
+        status = make_dirs(q->path, q->file_mode);
+        if (status != PPS_OK) {
+            return status;
         }
-        return pps__err_rc(errno, "cannot stat queue directory", path);
     }
-    if (!S_ISDIR(st.st_mode)) {
-        return pps__err_foreign(path, "not a directory");
+    int fd = open(q->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (err == ENOENT) {
+            return pps__err_notinit(q->path, "queue directory does not "
+                                             "exist");
+        }
+        if (err == ELOOP) {
+            return pps__err_foreign(q->path, "a symbolic link: name the "
+                                             "queue's real directory");
+        }
+        if (err == ENOTDIR) {
+            return pps__err_foreign(q->path, "not a directory");
+        }
+        return pps__err_rc(err, "cannot open queue directory", q->path);
+    }
+    if (fstat(fd, &st) != 0) {
+        status = pps__err_rc(errno, "cannot stat queue directory", q->path);
+        goto fail;
+    }
+    status = check_owner(&st, q->file_mode, q->path);
+    if (status == PPS_OK && (st.st_mode & S_IWOTH) != 0) {
+        status = pps__err_foreign(q->path, "writable by others: anyone "
+                                           "could replace its files");
+    }
+    if (status == PPS_OK && create) {
+        status = set_dir_mode(fd, &st, q->file_mode, q->path);
+        if (status == PPS_OK && fstat(fd, &st) != 0) {
+            status = pps__err_rc(errno, "cannot stat", q->path);
+        }
+    }
+    if (status == PPS_OK && (st.st_mode & S_IWGRP) != 0 &&
+        (st.st_mode & S_ISVTX) == 0) {
+        status = pps__err_foreign(q->path, "writable by its group without "
+                                           "the sticky bit: a group member "
+                                           "could replace its files (init, "
+                                           "run by its owner, sets it)");
+    }
+    if (status != PPS_OK) {
+        goto fail;
     }
     *dev = st.st_dev;
     *ino = st.st_ino;
+    *dirfd = fd;
     return PPS_OK;
+
+fail:
+    close(fd);
+    return status;
 }
 
 bool
-pps__qdir_has(const char *path, const char *name)
+pps__qdir_has(int dirfd, const char *name)
 {
-    char file[PATH_MAX];
-    snprintf(file, sizeof(file), "%s/%s", path, name);
-    return access(file, F_OK) == 0 || errno != ENOENT;
+    return faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0 ||
+           errno != ENOENT;
 }
 
 int
-pps__qdir_chmod_files(const char *path, unsigned file_mode)
+pps__qdir_open_file(int dirfd, const char *dir, const char *name, int flags,
+                    bool create, unsigned file_mode, int *out)
 {
-    static const char *const names[] = {"data.mdb", "lock.mdb",
-                                        PPS__WAKE_FILE};
-    char file[PATH_MAX];
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(file, sizeof(file), "%s/%s", path, names[i]);
-        if (chmod(file, file_mode) != 0) {
-            return pps__err_rc(errno, "cannot set mode of", file);
+    char path[PATH_MAX];
+    struct stat st;
+    int status;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = openat(dirfd, name,
+                    flags | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0),
+                    (mode_t)file_mode);
+    *out = -1;
+    if (fd < 0) {
+        int err = errno;
+        if (err == ELOOP) {
+            return pps__err_foreign(path, "a symbolic link");
         }
+        return err == ENOENT && !create
+                   ? pps__err_notinit(path, "missing")
+                   : pps__err_rc(err, "cannot open", path);
+    }
+    if (fstat(fd, &st) != 0) {
+        status = pps__err_rc(errno, "cannot stat", path);
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        status = pps__err_foreign(path, "not a regular file");
+        goto fail;
+    }
+    status = check_owner(&st, file_mode, path);
+    if (status == PPS_OK && create && st.st_uid == geteuid() &&
+        (st.st_mode & 07777) != file_mode && fchmod(fd, file_mode) != 0) {
+        status = pps__err_rc(errno, "cannot set mode of", path);
+    }
+    if (status != PPS_OK) {
+        goto fail;
+    }
+    *out = fd;
+    return PPS_OK;
+
+fail:
+    close(fd);
+    return status;
+}
+
+int
+pps__qdir_prepare_lmdb(int dirfd, const char *dir, const pps__queue_cfg *q,
+                       bool create)
+{
+    int fd = -1;
+    int status = pps__qdir_open_file(dirfd, dir, "data.mdb", O_RDWR, create,
+                                     q->file_mode, &fd);
+    if (status == PPS_ENOTINIT) {
+        return status;
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    if (status == PPS_OK) {
+        /* LMDB creates it too, when missing. */
+        status = pps__qdir_open_file(dirfd, dir, "lock.mdb", O_RDWR, true,
+                                     q->file_mode, &fd);
+    }
+    if (status != PPS_OK) {
+        return status;
+    }
+    /* LMDB maps the lock file and writes its reader table through the map:
+     * a hole on a full file system would be a SIGBUS there. */
+    off_t size = (off_t)(LOCK_HEADER + q->max_reader_num * LOCK_SLOT);
+    size = (size + 4095) / 4096 * 4096;
+    int rc = posix_fallocate(fd, 0, size);
+    close(fd);
+    if (rc == ENOSPC || rc == EDQUOT) {
+        return pps__err(PPS_EFULL,
+                        "%s/lock.mdb: the file system is full: cannot "
+                        "allocate its %lld bytes",
+                        dir, (long long)size);
+    }
+    if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+        return pps__err_rc(rc, "cannot allocate", dir);
     }
     return PPS_OK;
+}
+
+void
+pps__qdir_lmdb_path(int dirfd, const char *dir, char out[PATH_MAX])
+{
+    snprintf(out, PATH_MAX, "/proc/self/fd/%d", dirfd);
+    struct stat a, b;
+    if (stat(out, &a) != 0 || fstat(dirfd, &b) != 0 || a.st_ino != b.st_ino ||
+        a.st_dev != b.st_dev) {
+        snprintf(out, PATH_MAX, "%s", dir); /* no /proc: the path, then */
+    }
 }
 
 int

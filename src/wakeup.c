@@ -69,7 +69,7 @@ _Static_assert(sizeof(struct wake_page) <= WAKE_SIZE, "wake page too large");
  * directory: a queue created just before a power cut must come back with
  * a wake-up file it can open. */
 static int
-write_fresh(int fd, const char *dir, const char *path)
+write_fresh(int fd, int dirfd, const char *path)
 {
     static _Alignas(struct wake_page) unsigned char buf[WAKE_SIZE];
     struct wake_page *page = (struct wake_page *)buf;
@@ -85,7 +85,10 @@ write_fresh(int fd, const char *dir, const char *path)
     if (fsync(fd) != 0) {
         return pps__err_rc(errno, "cannot flush wake-up file", path);
     }
-    return pps__qdir_sync(dir);
+    if (fsync(dirfd) != 0) {
+        return pps__err_rc(errno, "cannot flush the directory of", path);
+    }
+    return PPS_OK;
 }
 
 static bool
@@ -102,7 +105,8 @@ all_zero(const unsigned char *p, size_t n)
 /* Checks the file's content before it is mapped; rewrites a file that an
  * interrupted init or a power cut left empty or zero-filled if `create`. */
 static int
-check_content(int fd, const char *dir, const char *path, bool create)
+check_content(int fd, int dirfd, const char *dir, const char *path,
+              bool create)
 {
     unsigned char buf[WAKE_SIZE];
     ssize_t n = pread(fd, buf, sizeof(buf), 0);
@@ -130,11 +134,12 @@ check_content(int fd, const char *dir, const char *path, bool create)
         return pps__err_notinit(path, "wake-up file empty or short (an "
                                       "init was interrupted)");
     }
-    return write_fresh(fd, dir, path);
+    return write_fresh(fd, dirfd, path);
 }
 
 int
-pps__wake_open(pps__wake **out, const char *dir, bool create, unsigned mode)
+pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
+               unsigned mode)
 {
     char path[PATH_MAX];
     void *map = MAP_FAILED;
@@ -145,15 +150,17 @@ pps__wake_open(pps__wake **out, const char *dir, bool create, unsigned mode)
         (int)sizeof(path)) {
         return pps__err(PPS_EINVAL, "%s: path too long", dir);
     }
-    int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), mode);
-    if (fd < 0) {
-        if (errno == ENOENT && !create) {
-            return pps__err_notinit(dir, "queue not initialized (no "
-                                         PPS__WAKE_FILE ")");
-        }
-        return pps__err_rc(errno, "cannot open wake-up file", path);
+    if (!create && !pps__qdir_has(dirfd, PPS__WAKE_FILE)) {
+        return pps__err_notinit(dir, "queue not initialized (no "
+                                     PPS__WAKE_FILE ")");
     }
-    status = check_content(fd, dir, path, create);
+    int fd;
+    status = pps__qdir_open_file(dirfd, dir, PPS__WAKE_FILE, O_RDWR, create,
+                                 mode, &fd);
+    if (status != PPS_OK) {
+        return status;
+    }
+    status = check_content(fd, dirfd, dir, path, create);
     if (status != PPS_OK) {
         goto fail;
     }

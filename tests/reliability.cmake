@@ -50,3 +50,7 @@ if(TARGET pps-bench)
   add_test(NAME bench_smoke COMMAND pps-bench --quick)
   set_tests_properties(bench_smoke PROPERTIES TIMEOUT 300)
 endif()
+
+# Hostile deployments: links planted in and at queue directories, other
+# owners, group sharing, interrupted inits, full file systems.
+pps_add_test(test_deploy)

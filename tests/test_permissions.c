@@ -156,8 +156,10 @@ Test(permissions, default_modes_are_owner_only_with_umask_022, .timeout = 60)
 
 Test(permissions, mode_0660_gives_group_access, .timeout = 60)
 {
-    modes_with_umask(022, "\"mode\": \"0660\"", 0770, 0660);
-    modes_with_umask(0, "\"mode\": \"0660\"", 0770, 0660);
+    /* The sticky bit: a group member cannot replace files it does not
+     * own. */
+    modes_with_umask(022, "\"mode\": \"0660\"", 01770, 0660);
+    modes_with_umask(0, "\"mode\": \"0660\"", 01770, 0660);
 }
 
 Test(permissions, mode_0640_gives_group_read, .timeout = 60)
