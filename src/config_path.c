@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define RENDER_MAX 40  /* characters of a value or key shown in a message */
-#define LINE_MAX_ 1024 /* a whole message (the size of error.c's buffer) */
+#define MESSAGE_MAX 1024 /* a whole message (the size of error.c's buffer) */
 
 #define ALPHA "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 
@@ -138,7 +138,7 @@ int
 pps__config_report(int status, const char *head, const char *mid,
                    const char *tail)
 {
-    char line[LINE_MAX_];
+    char line[MESSAGE_MAX];
     CONCAT(line, sizeof(line), head, mid, tail);
     one_line(line);
     return pps__err(status, "%s", line);
@@ -147,8 +147,8 @@ pps__config_report(int status, const char *head, const char *mid,
 int
 pps__config_fail(const char *file, const char *jp, const char *fmt, ...)
 {
-    char msg[LINE_MAX_];
-    char line[LINE_MAX_];
+    char msg[MESSAGE_MAX];
+    char line[MESSAGE_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);

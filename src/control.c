@@ -152,7 +152,7 @@ remove_from(const pps__queue_cfg *q, bool prune, pps__removed *total)
                           prune ? "cannot commit pruning"
                                 : "cannot commit clearing");
     if (status == PPS_OK && job.removed.messages > 0) {
-        status = pps__txn_settle(e, PPS__SYNC);
+        status = pps__txn_recycle_freed(e, PPS__SYNC);
     }
     pps__env_release(e);
     if (status == PPS_OK && total != NULL) {

@@ -90,7 +90,7 @@ read_meta(int fd, off_t offset, meta *m)
 }
 
 int
-pps__datafile_check(int dirfd, const char *dir, int64_t *size,
+pps__datafile_examine(int dirfd, const char *dir, int64_t *size,
                     uint64_t *txnid)
 {
     char file[PATH_MAX];

@@ -208,7 +208,7 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
     if (exists) {
         int64_t size = 0;
         uint64_t txnid = 0;
-        status = pps__datafile_check(dirfd, e->path, &size, &txnid);
+        status = pps__datafile_examine(dirfd, e->path, &size, &txnid);
         if (pps__wake_unsynced_before(e->wake, e->boot_id)) {
             status = unsynced_before(e, dirfd, status, txnid, create, &size);
         }

@@ -314,6 +314,12 @@ int pps__layout_read_msg(const pps__env *e, MDB_txn *txn, const MDB_val *key,
  * message when that reaches 0. An id no longer pending is not an error. */
 int pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
                         uint64_t id);
+/* Consumes every id of pending database `sub` but the newest. */
+int pps__layout_consume_all_but_newest(const pps__env *e, MDB_txn *txn,
+                                       MDB_dbi sub);
+/* How many ids pending database `dbi` holds (O(1)). */
+int pps__layout_pending_count(const pps__env *e, MDB_txn *txn, MDB_dbi dbi,
+                              uint64_t *count);
 /* Deletes message `id` from payload, metadata and the n pending databases
  * `subs`; adds what it removed to *removed (may be NULL). */
 int pps__layout_remove_msg(const pps__env *e, MDB_txn *txn, uint64_t id,
@@ -375,7 +381,7 @@ int pps__qdir_sync(const char *path);
  * if it was never committed (empty, or zeros where its meta pages belong:
  * an interrupted init), PPS_ESTORAGE with the path for anything else.
  * Nothing is written. */
-int pps__datafile_check(int dirfd, const char *dir, int64_t *size,
+int pps__datafile_examine(int dirfd, const char *dir, int64_t *size,
                         uint64_t *txnid);
 
 /* ---- the wake-up file (wakeup.c) ----------------------------------------- */
@@ -476,7 +482,7 @@ int pps__txn_run(pps__env *e, int durability, pps__txn_body body, void *ctx,
 bool pps__txn_reclaim_readers(pps__env *e);
 /* Commits a trivial change so that pages freed by the previous commit can
  * be reused by the very next one. */
-int pps__txn_settle(pps__env *e, int durability);
+int pps__txn_recycle_freed(pps__env *e, int durability);
 
 /* ---- the open queues of the process (env.c) ------------------------------ */
 

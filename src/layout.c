@@ -544,6 +544,53 @@ pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
 }
 
 int
+pps__layout_consume_all_but_newest(const pps__env *e, MDB_txn *txn,
+                                   MDB_dbi sub)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint64_t last, id;
+    int status = PPS_OK;
+    int rc = mdb_cursor_open(txn, sub, &cur);
+    if (rc == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    }
+    if (rc == 0 && !pps__layout_decode_id(&k, &last)) {
+        rc = MDB_CORRUPTED;
+    }
+    /* Seek the front afresh after each consumption rather than trust a
+     * cursor across the deletions pps__layout_consume() makes. */
+    while (rc == 0 && status == PPS_OK) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc != 0 || !pps__layout_decode_id(&k, &id) || id >= last) {
+            break;
+        }
+        status = pps__layout_consume(e, txn, sub, id);
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (status == PPS_OK && rc != 0 && rc != MDB_NOTFOUND) {
+        status = pps__err_rc(rc, "cannot skip to the newest message",
+                             e->path);
+    }
+    return status;
+}
+
+int
+pps__layout_pending_count(const pps__env *e, MDB_txn *txn, MDB_dbi dbi,
+                          uint64_t *count)
+{
+    MDB_stat st;
+    int rc = mdb_stat(txn, dbi, &st);
+    *count = rc == 0 ? st.ms_entries : 0;
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot count pending messages", e->path);
+    }
+    return PPS_OK;
+}
+
+int
 pps__layout_set_pending(const pps__env *e, MDB_txn *txn, uint64_t id,
                         uint32_t pending)
 {

@@ -173,7 +173,7 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
         pps__err_begin();
         status = run(pub, prune_body, pub, "cannot commit pruning");
         if (status == PPS_OK) {
-            status = pps__txn_settle(pub->env, pps__txn_consume_durability(
+            status = pps__txn_recycle_freed(pub->env, pps__txn_consume_durability(
                                                    (int)pub->settings.durability));
         }
         if (status == PPS_OK) {

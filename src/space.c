@@ -51,7 +51,7 @@ slack_of(const pps__space *sp, uint64_t map)
 
 /* Reads the page size, the map size and the end of the last used page. */
 static void
-usage(pps__env *e, uint64_t *used_end, uint64_t *map)
+map_usage(pps__env *e, uint64_t *used_end, uint64_t *map)
 {
     pps__space *sp = &e->space;
     MDB_env *env = e->env;
@@ -120,7 +120,7 @@ int
 pps__space_for_write(pps__env *e)
 {
     uint64_t used_end, map;
-    usage(e, &used_end, &map);
+    map_usage(e, &used_end, &map);
     uint64_t end = used_end + WRITE_MARGIN;
     uint64_t min_end = used_end + WRITE_MARGIN_MIN;
     return allocate(e, used_end, end < map ? end : map,
@@ -177,7 +177,7 @@ pps__space_for_send(pps__env *e, const pps_buf *msgs, size_t n,
 {
     const pps__space *sp = &e->space;
     uint64_t used_end, map;
-    usage(e, &used_end, &map);
+    map_usage(e, &used_end, &map);
     uint64_t need = send_estimate(sp->psize, msgs, n, targets);
     uint64_t slack = slack_of(sp, map);
     uint64_t end = used_end + need + slack;

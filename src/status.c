@@ -33,8 +33,8 @@ read_status(pps__env *e, MDB_txn *txn, const pps__subs *subs,
 {
     pps__settings set;
     pps__seq seq;
-    uint64_t id;
-    bool found;
+    uint64_t id = 0;
+    bool found = false;
     int status = pps__layout_read_settings(e, txn, &set);
     if (status == PPS_OK) {
         status = pps__layout_read_seq(e, txn, &seq);
@@ -63,14 +63,15 @@ read_status(pps__env *e, MDB_txn *txn, const pps__subs *subs,
     st->durability = durability_name(set.durability);
     const char *sid = subs->ids;
     for (size_t i = 0; i < subs->n && status == PPS_OK; i++) {
-        MDB_stat s;
         ss[i].id = sid;
         sid += strlen(sid) + 1;
-        if (mdb_stat(txn, subs->dbis[i], &s) == 0) {
-            ss[i].pending = s.ms_entries;
+        status = pps__layout_pending_count(e, txn, subs->dbis[i],
+                                           &ss[i].pending);
+        if (status == PPS_OK) {
+            status = pps__layout_first_id(e, txn, subs->dbis[i], &id, &found);
         }
-        status = pps__layout_first_id(e, txn, subs->dbis[i], &id, &found);
-        ss[i].oldest_ns = found ? pps__layout_published(e, txn, id) : 0;
+        ss[i].oldest_ns =
+            status == PPS_OK && found ? pps__layout_published(e, txn, id) : 0;
     }
     st->n_subscribers = subs->n;
     st->subscribers = ss;

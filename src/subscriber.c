@@ -332,35 +332,9 @@ static int
 skip_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
     pps_sub *sub = ctx;
-    MDB_cursor *cur = NULL;
-    MDB_val k, v;
-    uint64_t last, id;
     int status = consume_durability(e, txn, durability);
-    if (status != PPS_OK) {
-        return status;
-    }
-    int rc = mdb_cursor_open(txn, sub->dbi, &cur);
-    if (rc == 0) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    }
-    if (rc == 0 && !pps__layout_decode_id(&k, &last)) {
-        rc = MDB_CORRUPTED;
-    }
-    /* Seek the front afresh after each consumption rather than trust a
-     * cursor across deletions made through another path. */
-    while (rc == 0 && status == PPS_OK) {
-        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (rc != 0 || !pps__layout_decode_id(&k, &id) || id >= last) {
-            break;
-        }
-        status = pps__layout_consume(e, txn, sub->dbi, id);
-    }
-    if (cur != NULL) {
-        mdb_cursor_close(cur);
-    }
-    if (status == PPS_OK && rc != 0 && rc != MDB_NOTFOUND) {
-        status = pps__err_rc(rc, "cannot skip to the newest message",
-                             e->path);
+    if (status == PPS_OK) {
+        status = pps__layout_consume_all_but_newest(e, txn, sub->dbi);
     }
     return status;
 }

@@ -179,12 +179,12 @@ touch_seq(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 }
 
 int
-pps__txn_settle(pps__env *e, int durability)
+pps__txn_recycle_freed(pps__env *e, int durability)
 {
     /* LMDB reuses pages freed by transaction N only from transaction N + 2
      * on (readers of N - 1 may still see them). One more commit that
      * changes something makes what a prune or clear freed usable by the
      * very next send. */
     return pps__txn_run(e, durability, touch_seq, NULL,
-                        "cannot settle free pages");
+                        "cannot make freed pages reusable");
 }

@@ -1,5 +1,8 @@
 # The shared library exports only pps_ symbols; the installed package works
 # from CMake and from pkg-config.
+# The files of src/ call each other in one direction only (no cycle).
+add_test(NAME layering COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/layering.sh
+    $<TARGET_OBJECTS:persipubsub_objects> COMMAND_EXPAND_LISTS)
 add_test(NAME exported_symbols
     COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/check_exports.sh
             $<TARGET_FILE:persipubsub>)
