@@ -90,8 +90,7 @@ read_meta(int fd, off_t offset, meta *m)
 }
 
 int
-pps__datafile_examine(int dirfd, const char *dir, int64_t *size,
-                    uint64_t *txnid)
+pps__datafile_examine(int dirfd, const char *dir, int64_t *size)
 {
     char file[PATH_MAX];
     snprintf(file, sizeof(file), "%s/data.mdb", dir);
@@ -115,7 +114,6 @@ pps__datafile_examine(int dirfd, const char *dir, int64_t *size,
         return pps__err_rc(err, "cannot read", file);
     }
     *size = (int64_t)st.st_size;
-    *txnid = 0;
     if (sizeof(size_t) != 8) {
         return PPS_OK;
     }
@@ -132,7 +130,6 @@ pps__datafile_examine(int dirfd, const char *dir, int64_t *size,
     }
     /* LMDB uses the meta page of the newest transaction. */
     const meta *m = m1.valid && m1.txnid > m0.txnid ? &m1 : &m0;
-    *txnid = m->txnid;
     uint64_t need = (m->last_pg + 1) * (uint64_t)m->psize;
     if ((uint64_t)st.st_size < need) {
         return pps__err(PPS_ESTORAGE,

@@ -141,30 +141,20 @@ restart_datafile(int dirfd, const char *dir)
     return PPS_OK;
 }
 
-/* The queue was written without flushes in an earlier boot (wakeup.c):
- * if its newest commit is past what was recorded durable, or the file is
- * damaged, an OS crash may have lost or torn it. Then it is PPS_ELOST, and
- * init starts it afresh (*size = 0); else the mark is forgotten. `checked`
- * is the datafile check's status. */
+/* The queue was written without flushes in an earlier boot and not
+ * closed cleanly since (wakeup.c): an OS crash may have lost or torn those
+ * commits, and LMDB, which has no checksums, cannot tell. It is PPS_ELOST;
+ * init starts it afresh (*size = 0). */
 static int
-unsynced_before(pps__env *e, int dirfd, int checked, uint64_t txnid,
-                bool create, int64_t *size)
+lost_in_crash(pps__env *e, int dirfd, bool create, int64_t *size)
 {
-    if (checked != PPS_OK && checked != PPS_ENOTINIT) {
-        txnid = UINT64_MAX; /* damaged */
-    }
-    if (!pps__wake_unsynced_lost(e->wake, e->boot_id, txnid)) {
-        return checked == PPS_OK
-                   ? pps__wake_forget_unsynced(e->wake, e->path, false)
-                   : checked;
-    }
     if (!create) {
         return pps__err(PPS_ELOST,
                         "%s: this nosync queue was written without flushes "
-                        "before the operating system restarted; its "
-                        "messages may be lost or damaged, so it is not "
-                        "served (run persipubsub-ctl init to recreate it "
-                        "empty)",
+                        "before the operating system restarted, and not "
+                        "closed cleanly: its messages may be lost or "
+                        "damaged, so it is not served (run persipubsub-ctl "
+                        "init to recreate it empty)",
                         e->path);
     }
     *size = 0;
@@ -207,11 +197,9 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
     bool fresh = !exists; /* data.mdb begins: its txnids start over */
     if (exists) {
         int64_t size = 0;
-        uint64_t txnid = 0;
-        status = pps__datafile_examine(dirfd, e->path, &size, &txnid);
-        if (pps__wake_unsynced_before(e->wake, e->boot_id)) {
-            status = unsynced_before(e, dirfd, status, txnid, create, &size);
-        }
+        status = pps__wake_unsynced_before(e->wake, e->boot_id)
+                     ? lost_in_crash(e, dirfd, create, &size)
+                     : pps__datafile_examine(dirfd, e->path, &size);
         if (status == PPS_ENOTINIT && create) {
             /* Never committed: an init killed before LMDB wrote its first
              * meta pages. Nothing is lost by starting it afresh. */
@@ -249,25 +237,25 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
         status = pps__err_rc(errno, "cannot flush", e->path); /* data.mdb's
                                                                   entry */
     }
-    if (status == PPS_OK && fresh) {
-        status = pps__wake_forget_unsynced(e->wake, e->path, true);
+    if (status == PPS_OK && fresh && pps__wake_marked(e->wake)) {
+        status = pps__wake_forget_unsynced(e->wake, e->path);
     }
     return status;
 }
 
-/* A process that committed without flushes flushes everything when its
- * last handle closes, and records how far the queue is now on disk: a
- * clean shutdown leaves a nosync queue that the next boot trusts. */
+/* The last process to close a queue written without flushes in this boot
+ * flushes everything and forgets the mark: a clean shutdown leaves a nosync
+ * queue that the next boot trusts. */
 static void
-record_durable(pps__env *e)
+close_cleanly(pps__env *e)
 {
-    MDB_envinfo info;
-    if (!e->unsynced || mdb_env_info(e->env, &info) != 0) {
+    if (!pps__wake_marked(e->wake) ||
+        pps__wake_unsynced_before(e->wake, e->boot_id) ||
+        !pps__wake_sole_user(e->wake)) {
         return;
     }
-    uint64_t txnid = info.me_last_txnid; /* read before the flush */
     if (mdb_env_sync(e->env, 1) == 0) {
-        pps__wake_record_durable(e->wake, e->path, txnid);
+        pps__wake_forget_unsynced(e->wake, e->path);
     }
 }
 
@@ -275,7 +263,7 @@ static void
 env_free(pps__env *e)
 {
     if (e->env != NULL && e->wake != NULL) {
-        record_durable(e);
+        close_cleanly(e);
     }
     lmdb_close(e);
     pps__wake_close(e->wake);

@@ -13,7 +13,7 @@
  *   txn.c                       transactions: begin, commit, retry
  *   env.c                       the registry of open queues, opening one
  *   hwm.c                       the high-water mark
- *   control.c, inspect.c,       init/prune/clear, status, check, and the
+ *   control.c, status.c,        init/prune/clear, status, check, and the
  *   check.c, publisher.c,       handles (the public API lives here)
  *   subscriber.c
  */
@@ -381,8 +381,7 @@ int pps__qdir_sync(const char *path);
  * if it was never committed (empty, or zeros where its meta pages belong:
  * an interrupted init), PPS_ESTORAGE with the path for anything else.
  * Nothing is written. */
-int pps__datafile_examine(int dirfd, const char *dir, int64_t *size,
-                        uint64_t *txnid);
+int pps__datafile_examine(int dirfd, const char *dir, int64_t *size);
 
 /* ---- the wake-up file (wakeup.c) ----------------------------------------- */
 
@@ -405,25 +404,24 @@ uint32_t pps__wake_seq(const pps__wake *w);
  * elapses. */
 void pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns);
 
-/* What the wake-up file keeps for nosync queues, so that a commit made
- * without flushes before an OS crash is noticed at the next boot:
- * before the first such commit of a boot, that boot's id is written and
- * flushed (mark_unsynced); the last handle of a process to close flushes
- * everything and records the LMDB transaction id it reached
- * (record_durable). After a reboot, a queue whose newest transaction is
- * past the recorded one may have lost commits or be torn
- * (unsynced_lost). */
+/* What the wake-up file keeps for nosync queues, so that commits made
+ * without flushes before an OS crash are noticed at the next boot: before
+ * a process's first such commit, the boot's id is written and flushed
+ * (mark_unsynced). The last process to close the queue flushes everything
+ * and forgets the mark (it knows it is the last when sole_user, an
+ * exclusive try of the lock every user holds shared, succeeds). A mark of
+ * an earlier boot at open means commits may have been lost or torn. */
 int pps__wake_mark_unsynced(pps__wake *w, const char *dir,
                             const char *boot_id);
-int pps__wake_record_durable(pps__wake *w, const char *dir, uint64_t txnid);
-/* Was the queue written without flushes in a boot other than boot_id? */
+/* Was the queue written without flushes in a boot other than boot_id and
+ * not closed cleanly since? */
 bool pps__wake_unsynced_before(const pps__wake *w, const char *boot_id);
-/* ... and is its newest transaction past what was recorded durable? */
-bool pps__wake_unsynced_lost(const pps__wake *w, const char *boot_id,
-                             uint64_t newest_txnid);
-/* Forgets the mark (restarted: the LMDB file was started afresh, so its
- * transaction ids begin again). */
-int pps__wake_forget_unsynced(pps__wake *w, const char *dir, bool restarted);
+/* Is there a mark at all? */
+bool pps__wake_marked(const pps__wake *w);
+/* Is this process the only one with the queue open (and stays so while it
+ * holds the lock this took)? */
+bool pps__wake_sole_user(pps__wake *w);
+int pps__wake_forget_unsynced(pps__wake *w, const char *dir);
 
 /* ---- room in the map and on the disk (space.c) --------------------------- */
 

@@ -119,11 +119,39 @@ open_failed(int rc, const char *name, const char *path)
     return pps__err_rc(rc, "cannot open internal database", path);
 }
 
+/* An environment without pps.meta is ours only if its main database is
+ * empty: an init's first commit creates every internal database at once,
+ * so anything else there is another application's. */
+static int
+probe_unmarked(MDB_txn *txn, const char *path)
+{
+    MDB_dbi main_db;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_dbi_open(txn, NULL, 0, &main_db);
+    if (rc == 0) {
+        rc = mdb_cursor_open(txn, main_db, &cur);
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot read the main database", path);
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    mdb_cursor_close(cur);
+    if (rc == 0) {
+        return pps__err_foreign(path, "its LMDB environment holds "
+                                      "another application's databases");
+    }
+    return open_failed(MDB_NOTFOUND, PPS__DB_META, path);
+}
+
 int
 pps__layout_probe(MDB_txn *txn, const char *path)
 {
     MDB_dbi meta;
     int rc = mdb_dbi_open(txn, PPS__DB_META, 0, &meta);
+    if (rc == MDB_NOTFOUND) {
+        return probe_unmarked(txn, path);
+    }
     if (rc != 0) {
         return open_failed(rc, PPS__DB_META, path);
     }

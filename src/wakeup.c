@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -54,13 +55,11 @@ struct wake_page {
     /* The boot id of the last boot in which a commit skipped its flushes
      * (MDB_NOSYNC), written and flushed before that commit; "" if none. */
     char unsynced_boot[PPS__BOOT_ID_SIZE];
-    /* Every commit up to this LMDB transaction id is on disk: recorded
-     * after a full flush by the last handle of a process to close. */
-    _Atomic uint64_t durable_txnid;
 };
 
 struct pps__wake {
     struct wake_page *page;
+    int fd; /* kept open for its shared lock: "this process uses it" */
 };
 
 _Static_assert(sizeof(struct wake_page) <= WAKE_SIZE, "wake page too large");
@@ -174,8 +173,14 @@ pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
         status = pps__err_nomem();
         goto fail;
     }
-    close(fd);
+    /* Never blocks: exclusive locks are only ever tried (LOCK_NB). */
+    if (flock(fd, LOCK_SH) != 0) {
+        free(w);
+        status = pps__err_rc(errno, "cannot lock", path);
+        goto fail;
+    }
     w->page = map;
+    w->fd = fd;
     *out = w;
     return PPS_OK;
 
@@ -210,18 +215,6 @@ pps__wake_mark_unsynced(pps__wake *w, const char *dir, const char *boot_id)
 }
 
 bool
-pps__wake_unsynced_lost(const pps__wake *w, const char *boot_id,
-                        uint64_t newest_txnid)
-{
-    const char *mark = w->page->unsynced_boot;
-    if (mark[0] == '\0' || boot_id[0] == '\0' ||
-        strncmp(mark, boot_id, PPS__BOOT_ID_SIZE) == 0) {
-        return false;
-    }
-    return newest_txnid > atomic_load(&w->page->durable_txnid);
-}
-
-bool
 pps__wake_unsynced_before(const pps__wake *w, const char *boot_id)
 {
     const char *mark = w->page->unsynced_boot;
@@ -230,24 +223,24 @@ pps__wake_unsynced_before(const pps__wake *w, const char *boot_id)
 }
 
 int
-pps__wake_forget_unsynced(pps__wake *w, const char *dir, bool restarted)
+pps__wake_forget_unsynced(pps__wake *w, const char *dir)
 {
     memset(w->page->unsynced_boot, 0, PPS__BOOT_ID_SIZE);
-    if (restarted) {
-        atomic_store(&w->page->durable_txnid, 0);
-    }
     return flush_page(w, dir);
 }
 
-int
-pps__wake_record_durable(pps__wake *w, const char *dir, uint64_t txnid)
+bool
+pps__wake_marked(const pps__wake *w)
 {
-    uint64_t have = atomic_load(&w->page->durable_txnid);
-    while (have < txnid &&
-           !atomic_compare_exchange_weak(&w->page->durable_txnid, &have,
-                                         txnid)) {
-    }
-    return flush_page(w, dir);
+    return w->page->unsynced_boot[0] != '\0';
+}
+
+bool
+pps__wake_sole_user(pps__wake *w)
+{
+    /* Every process with the queue open holds a shared lock on pps.wake
+     * (taken at open, dropped by the kernel when it dies). */
+    return flock(w->fd, LOCK_EX | LOCK_NB) == 0;
 }
 
 void
@@ -257,6 +250,7 @@ pps__wake_close(pps__wake *w)
         return;
     }
     munmap(w->page, WAKE_SIZE);
+    close(w->fd);
     free(w);
 }
 
