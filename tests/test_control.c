@@ -67,28 +67,6 @@ Test(control, unknown_queue_is_enotfound, .timeout = 30)
 
 /* ---- init --------------------------------------------------------------- */
 
-/* Fails unless the files under root have the names, modes, sizes and bytes
- * of `before` (lock.mdb: LMDB's run-time state, its existence only). */
-static void
-expect_same_content(const char *root, const pps_test_snap *before,
-                    const char *what)
-{
-    pps_test_snap *after = pps_test_snap_take(root);
-    cr_assert_eq(after->n, before->n, "%s: %zu files, were %zu", what,
-                 after->n, before->n);
-    for (size_t i = 0; i < before->n; i++) {
-        const pps_test_snap_file *a = &before->f[i], *b = &after->f[i];
-        cr_assert_str_eq(a->name, b->name, "%s", what);
-        cr_assert_eq(a->mode, b->mode, "%s: mode of %s", what, a->name);
-        const char *base = strrchr(a->name, '/');
-        if (strcmp(base != NULL ? base + 1 : a->name, "lock.mdb") != 0) {
-            cr_assert_eq(a->size, b->size, "%s: size of %s", what, a->name);
-            cr_assert_eq(a->hash, b->hash, "%s: bytes of %s", what, a->name);
-        }
-    }
-    free(after);
-}
-
 Test(control, init_creates_the_queue_files_and_is_idempotent, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
@@ -110,7 +88,7 @@ Test(control, init_creates_the_queue_files_and_is_idempotent, .timeout = 30)
     char *qpath = pps_test_path_in(dir, "q");
     pps_test_snap *before = pps_test_snap_take(qpath);
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
-    expect_same_content(qpath, before, "a second init");
+    pps_test_expect_same_content(qpath, before, "a second init");
     cr_assert_eq(pps_test_queue_usage(cfg).count, 1);
     free(before);
     free(qpath);
@@ -173,7 +151,7 @@ Test(control, init_beyond_max_db_num_is_efull_and_changes_nothing,
      * own size, and the library fallocate()s its used part, before the
      * transaction finds it has nothing to write; ext4 counts both as a
      * modification. */
-    expect_same_content(dir, before, "init beyond max_db_num");
+    pps_test_expect_same_content(dir, before, "init beyond max_db_num");
     free(before);
 
     /* Nothing was registered: s3 is unknown to the queue, the others and
