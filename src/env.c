@@ -174,8 +174,15 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
         return pps__err_foreign(e->path, "LMDB files without " PPS__WAKE_FILE
                                          ": another application's");
     }
-    int status = pps__wake_open(&e->wake, dirfd, e->path, create,
+    /* An existing queue's empty or zero-filled pps.wake (an interrupted
+     * init) is rewritten only once data.mdb proved to be ours. */
+    int status = pps__wake_open(&e->wake, dirfd, e->path, create && !exists,
                                 q->file_mode);
+    bool repair_wake = status == PPS_ENOTINIT && create && exists;
+    if (repair_wake) {
+        pps__err_begin();
+        status = PPS_OK;
+    }
     if (status != PPS_OK) {
         return status;
     }
@@ -197,7 +204,8 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
     bool fresh = !exists; /* data.mdb begins: its txnids start over */
     if (exists) {
         int64_t size = 0;
-        status = pps__wake_unsynced_before(e->wake, e->boot_id)
+        status = e->wake != NULL &&
+                         pps__wake_unsynced_before(e->wake, e->boot_id)
                      ? lost_in_crash(e, dirfd, create, &size)
                      : pps__datafile_examine(dirfd, e->path, &size);
         if (status == PPS_ENOTINIT && create) {
@@ -209,6 +217,10 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
         fresh = size == 0;
         if (status == PPS_OK && !fresh) {
             status = probe_format(e, q, lmdb_path, (size_t)size, create);
+        }
+        if (status == PPS_OK && repair_wake) {
+            status = pps__wake_open(&e->wake, dirfd, e->path, true,
+                                    q->file_mode);
         }
         if (status != PPS_OK) {
             return status;
@@ -232,6 +244,9 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
         status = pps__txn_run(e, create ? PPS__SYNC : PPS__NOMETASYNC,
                               open_dbs, &create,
                               "cannot open internal databases");
+    }
+    if (status == PPS_OK && create) {
+        status = pps__qdir_apply_modes(dirfd, e->path, q->file_mode);
     }
     if (status == PPS_OK && create && !exists && fsync(dirfd) != 0) {
         status = pps__err_rc(errno, "cannot flush", e->path); /* data.mdb's

@@ -367,6 +367,9 @@ int pps__qdir_open_file(int dirfd, const char *dir, const char *name,
  * opens them by name, and allocates the lock file's blocks. */
 int pps__qdir_prepare_lmdb(int dirfd, const char *dir,
                            const pps__queue_cfg *q, bool create);
+/* Gives the queue's files (owned by the caller) their configured mode:
+ * init, once the queue proved to be one. */
+int pps__qdir_apply_modes(int dirfd, const char *dir, unsigned file_mode);
 /* The path to hand LMDB: the opened directory itself (/proc/self/fd/N),
  * or dir where /proc is missing. */
 void pps__qdir_lmdb_path(int dirfd, const char *dir, char out[PATH_MAX]);

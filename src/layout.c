@@ -119,9 +119,24 @@ open_failed(int rc, const char *name, const char *path)
     return pps__err_rc(rc, "cannot open internal database", path);
 }
 
-/* An environment without pps.meta is ours only if its main database is
- * empty: an init's first commit creates every internal database at once,
- * so anything else there is another application's. */
+/* Is `name` (a key of the main database) one of our databases? */
+static bool
+our_db(const MDB_val *name)
+{
+    static const char *const ours[] = {PPS__DB_DATA, PPS__DB_MSG};
+    for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++) {
+        if (name->mv_size == strlen(ours[i]) &&
+            memcmp(name->mv_data, ours[i], name->mv_size) == 0) {
+            return true;
+        }
+    }
+    return name->mv_size > sizeof(SUB_PREFIX) - 1 &&
+           memcmp(name->mv_data, SUB_PREFIX, sizeof(SUB_PREFIX) - 1) == 0;
+}
+
+/* An environment without pps.meta is ours only if its main database names
+ * nothing but databases of ours: anything else there is another
+ * application's. */
 static int
 probe_unmarked(MDB_txn *txn, const char *path)
 {
@@ -135,11 +150,15 @@ probe_unmarked(MDB_txn *txn, const char *path)
     if (rc != 0) {
         return pps__err_rc(rc, "cannot read the main database", path);
     }
-    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    bool foreign = false;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && !foreign;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        foreign = !our_db(&k);
+    }
     mdb_cursor_close(cur);
-    if (rc == 0) {
+    if (foreign) {
         return pps__err_foreign(path, "its LMDB environment holds "
-                                      "another application's databases");
+                                      "another application's data");
     }
     return open_failed(MDB_NOTFOUND, PPS__DB_META, path);
 }

@@ -209,14 +209,27 @@ pps__qdir_open_file(int dirfd, const char *dir, const char *name, int flags,
     struct stat st;
     int status;
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = openat(dirfd, name,
-                    flags | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0),
-                    (mode_t)file_mode);
+    flags |= O_NOFOLLOW | O_CLOEXEC;
+    /* Created here, or there before: only a file created here gets its
+     * mode now (pps__qdir_apply_modes() gives the others theirs once the
+     * queue proved to be one). */
+    bool created = false;
+    int fd = create ? openat(dirfd, name, flags | O_CREAT | O_EXCL,
+                             (mode_t)file_mode)
+                    : -1;
+    if (fd >= 0) {
+        created = true;
+    } else if (!create || errno == EEXIST) {
+        fd = openat(dirfd, name, flags);
+    }
     *out = -1;
     if (fd < 0) {
         int err = errno;
         if (err == ELOOP) {
             return pps__err_foreign(path, "a symbolic link");
+        }
+        if (err == EISDIR) {
+            return pps__err_foreign(path, "not a regular file");
         }
         return err == ENOENT && !create
                    ? pps__err_notinit(path, "missing")
@@ -231,8 +244,8 @@ pps__qdir_open_file(int dirfd, const char *dir, const char *name, int flags,
         goto fail;
     }
     status = check_owner(&st, file_mode, path);
-    if (status == PPS_OK && create && st.st_uid == geteuid() &&
-        (st.st_mode & 07777) != file_mode && fchmod(fd, file_mode) != 0) {
+    if (status == PPS_OK && created && (st.st_mode & 07777) != file_mode &&
+        fchmod(fd, file_mode) != 0) { /* the umask may have masked it */
         status = pps__err_rc(errno, "cannot set mode of", path);
     }
     if (status != PPS_OK) {
@@ -281,6 +294,31 @@ pps__qdir_prepare_lmdb(int dirfd, const char *dir, const pps__queue_cfg *q,
     }
     if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
         return pps__err_rc(rc, "cannot allocate", dir);
+    }
+    return PPS_OK;
+}
+
+int
+pps__qdir_apply_modes(int dirfd, const char *dir, unsigned file_mode)
+{
+    static const char *const names[] = {"data.mdb", "lock.mdb",
+                                        PPS__WAKE_FILE};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int fd;
+        struct stat st;
+        int status = pps__qdir_open_file(dirfd, dir, names[i], O_RDONLY,
+                                         false, file_mode, &fd);
+        if (status == PPS_OK && fstat(fd, &st) == 0 &&
+            st.st_uid == geteuid() && (st.st_mode & 07777) != file_mode &&
+            fchmod(fd, file_mode) != 0) {
+            status = pps__err_rc(errno, "cannot set mode of", dir);
+        }
+        if (fd >= 0) {
+            close(fd);
+        }
+        if (status != PPS_OK) {
+            return status;
+        }
     }
     return PPS_OK;
 }

@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,7 @@ check_content(int fd, int dirfd, const char *dir, const char *path,
         return pps__err_rc(errno, "cannot read wake-up file", path);
     }
     const struct wake_page *page = (const struct wake_page *)buf;
-    if ((size_t)n >= sizeof(*page) &&
+    if ((size_t)n >= offsetof(struct wake_page, reserved) &&
         memcmp(page->magic, WAKE_MAGIC, sizeof(page->magic)) == 0) {
         uint32_t version;
         memcpy(&version, &page->version, sizeof(version));

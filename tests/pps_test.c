@@ -810,6 +810,32 @@ pps_test_expect_untouched(const char *root, const pps_test_snap *before,
     free(after);
 }
 
+void
+pps_test_expect_same_content(const char *root, const pps_test_snap *before,
+                             const char *what)
+{
+    pps_test_snap *after = pps_test_snap_take(root);
+    for (size_t i = 0; i < before->n || i < after->n; i++) {
+        cr_assert(i < before->n, "%s: new file %s", what, after->f[i].name);
+        cr_assert(i < after->n, "%s: file %s vanished", what,
+                  before->f[i].name);
+        const pps_test_snap_file *a = &before->f[i], *b = &after->f[i];
+        cr_assert_str_eq(a->name, b->name, "%s: files differ: %s vs %s",
+                         what, a->name, b->name);
+        cr_assert_eq(a->mode, b->mode, "%s: mode of %s changed: %o -> %o",
+                     what, a->name, (unsigned)a->mode, (unsigned)b->mode);
+        const char *base = strrchr(a->name, '/');
+        if (strcmp(base != NULL ? base + 1 : a->name, "lock.mdb") == 0) {
+            continue; /* LMDB's run-time state, see above */
+        }
+        cr_assert_eq(a->size, b->size, "%s: size of %s changed: %lld -> %lld",
+                     what, a->name, (long long)a->size, (long long)b->size);
+        cr_assert_eq(a->hash, b->hash, "%s: bytes of %s changed", what,
+                     a->name);
+    }
+    free(after);
+}
+
 /* ---- another user ------------------------------------------------------- */
 
 int

@@ -255,6 +255,13 @@ pps_test_snap *pps_test_snap_take(const char *root);
 void pps_test_expect_untouched(const char *root, const pps_test_snap *before,
                                const char *what);
 
+/* Fails unless the tree under root has the files of `before` with the same
+ * type, mode, size and bytes; unlike pps_test_expect_untouched() the
+ * modification time may differ (opening LMDB for writing ftruncate()s
+ * data.mdb to its own size, which counts as a modification). */
+void pps_test_expect_same_content(const char *root, const pps_test_snap *before,
+                                  const char *what);
+
 /* Runs fn(arg) as user and group "nobody" (65534) in a child when running
  * as root (root ignores permission bits), else in this process; returns the
  * child's exit status (0 in this process), 77 if users cannot be changed. */

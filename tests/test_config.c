@@ -745,3 +745,29 @@ Test(config, queue_paths_fit_path_max, .timeout = 30)
     free(json);
     free(path);
 }
+
+/* ---- the queues of a configuration (config_query.c) --------------------- */
+
+Test(config, queue_listing_and_lookup, .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_config(
+        dir, "{\"queues\": {\"q1\": {\"path\": \"one\"}, "
+             "\"q2\": {\"path\": \"two\"}}}");
+    cr_assert_eq(pps_config_queue_count(cfg), 2);
+    cr_assert_eq(pps_config_queue_count(NULL), 0);
+    cr_assert_str_eq(pps_config_queue_key(cfg, 1), "q2");
+    cr_assert(strstr(pps_config_queue_path(cfg, 0), "/one") != NULL);
+    cr_assert_null(pps_config_queue_key(cfg, 2));
+    cr_assert_null(pps_config_queue_path(cfg, 2));
+    size_t i = 9;
+    cr_assert_eq(pps_config_queue_find(cfg, "q2", &i), PPS_OK);
+    cr_assert_eq(i, 1);
+    cr_assert_eq(pps_config_queue_find(cfg, pps_config_queue_path(cfg, 0), &i),
+                 PPS_OK);
+    cr_assert_eq(i, 0);
+    cr_assert_eq(pps_config_queue_find(cfg, "q3", &i), PPS_ENOTFOUND);
+    cr_assert_eq(pps_config_queue_find(cfg, NULL, &i), PPS_EINVAL);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}

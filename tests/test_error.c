@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 /* Every status, generated from the header's one list (PPS_OK first). */
@@ -112,4 +113,50 @@ Test(error, detail_is_per_thread, .timeout = 10)
     cr_assert_eq(pthread_create(&t, NULL, fail_in_thread, NULL), 0);
     pthread_join(t, NULL);
     cr_assert_str_eq(pps_last_error(), "main thread");
+}
+
+/* ---- the header's list, as a caller sees it ------------------------------ */
+
+Test(error, status_strings_of_the_header_list, .timeout = 10)
+{
+    /* Every status of the header's one list, whatever it holds. */
+    static const struct {
+        int code;
+        const char *name;
+    } all[] = {{PPS_OK, "PPS_OK"},
+#define ONE(name, value, text) {PPS_##name, "PPS_" #name},
+               PPS_STATUS_MAP(ONE)
+#undef ONE
+    };
+    size_t n = sizeof(all) / sizeof(all[0]);
+    /* PPS_OK and PPS_EINVAL (-1) .. PPS_ELOST (-15), none missing. */
+    cr_assert_eq(n, 16u, "%zu statuses", n);
+    cr_assert_eq(PPS_EFOREIGN, -14);
+    cr_assert_eq(PPS_ELOST, -15);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(all[i].code, -(int)i, "status %zu is %d", i,
+                     all[i].code);
+        const char *text = pps_strerror(all[i].code);
+        cr_assert_not_null(text);
+        cr_assert_neq(text[0], '\0');
+        cr_assert_str_neq(text, pps_strerror(-12345), "%s has no text",
+                          all[i].name);
+        cr_assert_not_null(pps_status_name(all[i].code));
+        cr_assert_str_eq(pps_status_name(all[i].code), all[i].name);
+        for (size_t j = 0; j < i; j++) {
+            cr_assert_neq(all[i].code, all[j].code);
+            cr_assert_str_neq(text, pps_strerror(all[j].code));
+        }
+    }
+    /* -16, the first code after the list, is unknown like the others. */
+    const int unknown[] = {1, 42, -16, -1000, INT32_MIN, INT32_MAX};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        cr_assert_not_null(pps_strerror(unknown[i]));
+        cr_assert_neq(pps_strerror(unknown[i])[0], '\0');
+        cr_assert_str_eq(pps_strerror(unknown[i]), pps_strerror(-12345));
+        cr_assert_not_null(pps_status_name(unknown[i]));
+        cr_assert_neq(pps_status_name(unknown[i])[0], '\0');
+        cr_assert_str_eq(pps_status_name(unknown[i]),
+                         pps_status_name(-12345));
+    }
 }

@@ -1,7 +1,8 @@
 /*
  * What is not a queue (issue 4 and 13; docs/reliability.rst, "Faults and
  * hostile inputs"): a missing or empty directory, a plain file, another
- * application's LMDB environment, a queue of a newer format version, a
+ * application's LMDB environment (also with a file named pps.wake of its
+ * own), a queue of a newer format version, a
  * truncated or garbage data.mdb, a garbage pps.wake, and a queue directory
  * removed while handles are open.
  *
@@ -29,8 +30,9 @@
 
 /* ---- what is not a queue ------------------------------------------------ */
 
-/* Every way in (open a publisher or subscriber, status, check, prune,
- * clear) refuses with exactly `want`, names qpath, and opens nothing. */
+/* Every way in (open a publisher or subscriber, status, check with and
+ * without repair, prune, clear, each for every queue and for queue "q")
+ * refuses with exactly `want`, names qpath, and opens nothing. */
 static void
 expect_refused(const pps_config *cfg, const char *qpath, int want,
                const char *what)
@@ -90,6 +92,39 @@ expect_refused(const pps_config *cfg, const char *qpath, int want,
                  pps_status_name(rc), pps_status_name(want),
                  pps_last_error());
     pps_test_expect_detail(qpath, label);
+
+    /* The same through the functions that name one queue. */
+    rc = pps_ctl_status(cfg, "q", pps_test_qstat_cb, &q);
+    snprintf(label, sizeof(label), "%s: pps_ctl_status of queue q", what);
+    cr_assert_eq(rc, want, "%s: %s (expected %s): %s", label,
+                 pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(qpath, label);
+
+    rc = pps_ctl_check(cfg, "q", 1, NULL, NULL, &problems);
+    snprintf(label, sizeof(label), "%s: pps_ctl_check of queue q", what);
+    cr_assert_eq(rc, want, "%s: %s (expected %s): %s", label,
+                 pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(qpath, label);
+
+    pps_removed removed = {99, 99};
+    rc = pps_ctl_prune_queue(cfg, "q", &removed);
+    snprintf(label, sizeof(label), "%s: pps_ctl_prune_queue", what);
+    cr_assert_eq(rc, want, "%s: %s (expected %s): %s", label,
+                 pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(qpath, label);
+    cr_assert_eq(removed.messages, 0, "%s", label);
+
+    removed = (pps_removed){99, 99};
+    rc = pps_ctl_clear_queue(cfg, "q", &removed);
+    snprintf(label, sizeof(label), "%s: pps_ctl_clear_queue", what);
+    cr_assert_eq(rc, want, "%s: %s (expected %s): %s", label,
+                 pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(qpath, label);
+    cr_assert_eq(removed.messages, 0, "%s", label);
 }
 
 /* Runs expect_refused() and checks that the tree under dir is untouched. */
@@ -116,6 +151,11 @@ expect_init_refused(const char *dir, const pps_config *cfg, int want,
     int rc = pps_ctl_init(cfg);
     cr_assert_eq(rc, want, "%s: pps_ctl_init: %s (expected %s): %s", what,
                  pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(qpath, what);
+    rc = pps_ctl_init_queue(cfg, "q");
+    cr_assert_eq(rc, want, "%s: pps_ctl_init_queue: %s (expected %s): %s",
+                 what, pps_status_name(rc), pps_status_name(want),
                  pps_last_error());
     pps_test_expect_detail(qpath, what);
     pps_test_expect_untouched(dir, before, what);
@@ -210,6 +250,49 @@ Test(foreign, init_refuses_other_lmdb_application, .timeout = 60)
      * environment into one (nor grow its file to the map size). */
     expect_init_refused(dir, cfg, PPS_EFOREIGN,
                         "init on another application's LMDB environment");
+    free(qpath);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+/* Another application's LMDB environment beside a file that happens to be
+ * called pps.wake: neither is ours. */
+static void
+make_foreign_lmdb_with_wake(const char *qpath, const void *wake, size_t len)
+{
+    make_foreign_lmdb(qpath);
+    char *path = pps_test_path_in(qpath, "pps.wake");
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(wake, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+    free(path);
+}
+
+Test(foreign, other_lmdb_application_with_a_foreign_pps_wake, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_config(dir, 1 * PPS_TEST_MIB, NULL);
+    char *qpath = pps_test_path_in(dir, "q");
+    static const char text[] = "wake me up at seven\n";
+    make_foreign_lmdb_with_wake(qpath, text, sizeof(text) - 1);
+    expect_not_a_queue(dir, cfg, PPS_EFOREIGN,
+                       "another application's LMDB environment with a "
+                       "pps.wake of its own");
+    expect_init_refused(dir, cfg, PPS_EFOREIGN,
+                        "init on another application's LMDB environment "
+                        "with a pps.wake of its own");
+    /* A page of it, as long as ours. */
+    char page[4096];
+    memset(page, 'W', sizeof(page));
+    pps_test_cleanup(pps_test_path_in(qpath, ""));
+    make_foreign_lmdb_with_wake(qpath, page, sizeof(page));
+    expect_not_a_queue(dir, cfg, PPS_EFOREIGN,
+                       "another application's LMDB environment with a "
+                       "4096-byte pps.wake of its own");
+    expect_init_refused(dir, cfg, PPS_EFOREIGN,
+                        "init on another application's LMDB environment "
+                        "with a 4096-byte pps.wake of its own");
     free(qpath);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
@@ -411,3 +494,23 @@ Test(foreign, queue_directory_removed_while_open, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+
+/* An empty pps.wake is what an init interrupted before its first write
+ * leaves, and init repairs it; but such an init never committed a data.mdb
+ * (pps.wake is written and flushed before data.mdb is created), let alone
+ * one holding databases this library never makes. Init must not take that
+ * environment over (rewrite pps.wake, grow data.mdb to the map, add its
+ * databases): it is another application's. */
+Test(foreign, other_lmdb_application_with_an_empty_pps_wake, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_config(dir, 1 * PPS_TEST_MIB, NULL);
+    char *qpath = pps_test_path_in(dir, "q");
+    make_foreign_lmdb_with_wake(qpath, "", 0);
+    expect_init_refused(dir, cfg, PPS_EFOREIGN,
+                        "init on another application's LMDB environment "
+                        "with an empty pps.wake");
+    free(qpath);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}

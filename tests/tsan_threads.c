@@ -2,7 +2,7 @@
  * pps-tsan-threads: the multi-threaded scenario as a plain program, for
  * ThreadSanitizer (cmake -DPPS_SANITIZE=thread). Criterion cannot run under
  * TSan (its BoxFort arena fails to initialize: "Could not initialize
- * inheritable arena", Criterion issue #274), so tests/test_pubsub.c's
+ * inheritable arena", Criterion issue #274), so tests/test_publisher.c's
  * threads test cannot be the TSan check; this program is.
  *
  * In one process, on one queue (one shared LMDB environment):
