@@ -53,7 +53,8 @@ for f in "$root"/src/*.c; do
 done
 
 echo "== building fuzz targets in $out"
-clang "${cflags[@]}" "$here/fuzz_config.c" "$root/src/config.c" \
+# The configuration is src/config*.c (one file per part since it was split).
+clang "${cflags[@]}" "$here/fuzz_config.c" "$root"/src/config*.c \
   "$root/src/error.c" "${deps[@]}" -o "$out/fuzz_config"
 clang "${cflags[@]}" "$here/fuzz_payload.c" "${lib_srcs[@]}" "${deps[@]}" \
   -lpthread -o "$out/fuzz_payload"
