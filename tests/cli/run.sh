@@ -19,6 +19,9 @@
 #   NAME.stderr.glob
 #
 # The temporary directory's path is replaced by @TMP@ before comparing.
+# A case that calls "skip REASON" (prelude.sh) is neither compared nor
+# passed: run.sh prints "SKIPPED NAME: REASON" and exits 77 (ctest's
+# SKIP_RETURN_CODE).
 # Environment: PPS_CTL (the persipubsub-ctl binary), PPS_CLI_DAMAGE and
 # PPS_CLI_JSON (the helpers built from damage.c and jsonflat.c).
 set -u
@@ -32,6 +35,7 @@ fi
 root=$(mktemp -d "${TMPDIR:-/tmp}/pps-cli.XXXXXX")
 trap 'chmod -R u+rwx "$root" 2>/dev/null; rm -rf "$root"' EXIT
 mkdir "$root/work"
+export PPS_CLI_SKIP_FILE=$root/skip
 (
   cd "$root/work" || exit 99
   unset PERSIPUBSUB_CONFIG
@@ -47,6 +51,11 @@ mkdir "$root/work"
   . "$script"
 ) >"$root/stdout" 2>"$root/stderr" </dev/null
 status=$?
+
+if [ "$status" = 77 ] && [ -s "$PPS_CLI_SKIP_FILE" ]; then
+  echo "SKIPPED $name: $(cat "$PPS_CLI_SKIP_FILE")"
+  exit 77
+fi
 
 failed=0
 expected_status=0

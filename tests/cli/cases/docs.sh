@@ -1,23 +1,20 @@
 # The manual page generated from docs/persipubsub-ctl.rst ($PPS_MAN_PAGE,
 # made by rst2man at build time) renders without warnings; it and the .rst
 # document every command and option that the tool's help lists, for the
-# tool's version. groff is required: a missing one fails the case.
+# tool's version. Without groff the case is skipped (ctest shows it).
 docs=$CLI_DIR/../../docs
+command -v groff >/dev/null || skip "groff is missing (Debian: groff-base)"
 man=${PPS_MAN_PAGE:-}
 if [ -z "$man" ] || [ ! -s "$man" ]; then
   echo "no generated manual page (PPS_MAN_PAGE=$man)"
 fi
 sed 's/\\-/-/g' "$man" >man.txt
-if command -v groff >/dev/null; then
-  # With tbl, as man(1) runs it; on a terminal of 80 and of 65 columns too.
-  groff -t -man -ww -z "$man" 2>&1 | sed 's/^/groff: /'
-  for width in 80 65; do
-    groff -t -man -ww -Tutf8 -rLL=${width}n "$man" 2>&1 >/dev/null |
-      sed "s/^/groff -Tutf8 ($width columns): /"
-  done
-else
-  echo "groff is missing (Debian: groff-base)"
-fi
+# With tbl, as man(1) runs it; on a terminal of 80 and of 65 columns too.
+groff -t -man -ww -z "$man" 2>&1 | sed 's/^/groff: /'
+for width in 80 65; do
+  groff -t -man -ww -Tutf8 -rLL=${width}n "$man" 2>&1 >/dev/null |
+    sed "s/^/groff -Tutf8 ($width columns): /"
+done
 {
   ctl --help
   for c in init prune clear status send receive check help; do
