@@ -401,6 +401,11 @@ int pps__space_for_write(pps__env *e);
  * them are allocated. */
 int pps__space_for_send(pps__env *e, const pps_buf *msgs, size_t n,
                         size_t targets);
+/* After a send that passed pps__space_for_send() still found the map full
+ * (LMDB needs consecutive free pages for a large message): records what
+ * the map holds, the longest run of free pages and the largest message
+ * that fits now, and returns PPS_EFULL. */
+int pps__space_explain_full(pps__env *e, const pps_buf *msgs, size_t n);
 
 /* ---- transactions (txn.c) ------------------------------------------------ */
 
