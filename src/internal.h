@@ -280,6 +280,13 @@ long pps__subs_find(const pps__subs *s, const char *id);
  * nothing written, if more than max_subs would then be registered. */
 int pps__subs_register(const pps__env *e, MDB_txn *txn, char *const *ids,
                        size_t n, uint64_t max_subs, bool *changed);
+/* Unregisters sub_id (inside a write transaction): releases every id it
+ * pends on as a consumption does (messages nobody else pends on are
+ * deleted), deletes its pending database and takes it off the list;
+ * *pending gets how many ids it pended on. PPS_ENOTFOUND if it is not
+ * registered. The caller bumps the generation. */
+int pps__subs_unregister(const pps__env *e, MDB_txn *txn, const char *sub_id,
+                         uint64_t *pending);
 /* Opens the pending database of registered subscriber sub_id (inside a
  * write transaction); PPS_ENOTINIT if it is not registered. */
 int pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,

@@ -508,20 +508,14 @@ del_id(const pps__env *e, MDB_txn *txn, MDB_dbi dbi, MDB_val *k,
     return PPS_OK;
 }
 
-int
-pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
-                    uint64_t id)
+/* Message `id` is no longer pending for one subscriber: decrements its
+ * pending count, or deletes it when that reaches 0. */
+static int
+release(const pps__env *e, MDB_txn *txn, uint64_t id, const char *what)
 {
-    static const char what[] = "cannot consume message";
     MDB_val k = {sizeof(id), &id}, val;
     pps__msg_meta meta;
-    int rc = mdb_del(txn, sub, &k, NULL);
-    if (rc == MDB_NOTFOUND) {
-        return PPS_OK; /* pruned or cleared meanwhile: nothing to do */
-    }
-    if (rc == 0) {
-        rc = mdb_get(txn, e->dbs.msg, &k, &val);
-    }
+    int rc = mdb_get(txn, e->dbs.msg, &k, &val);
     if (rc == MDB_NOTFOUND) {
         /* An id without metadata: drop what is left of it. */
         return del_id(e, txn, e->dbs.data, &k, what);
@@ -540,6 +534,99 @@ pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
     if (status == PPS_OK) {
         status = del_id(e, txn, e->dbs.data, &k, what);
     }
+    return status;
+}
+
+int
+pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
+                    uint64_t id)
+{
+    static const char what[] = "cannot consume message";
+    MDB_val k = {sizeof(id), &id};
+    int rc = mdb_del(txn, sub, &k, NULL);
+    if (rc == MDB_NOTFOUND) {
+        return PPS_OK; /* pruned or cleared meanwhile: nothing to do */
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, what, e->path);
+    }
+    return release(e, txn, id, what);
+}
+
+/* ---- removing a subscriber ------------------------------------------------ */
+
+int
+pps__subs_unregister(const pps__env *e, MDB_txn *txn, const char *sub_id,
+                     uint64_t *pending)
+{
+    static const char what[] = "cannot remove subscriber";
+    pps__subs have;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    char *list = NULL;
+    *pending = 0;
+    int status = read_ids(e, txn, &have);
+    if (status != PPS_OK) {
+        return status;
+    }
+    if (pps__subs_find(&have, sub_id) < 0) {
+        status = pps__err(PPS_ENOTFOUND,
+                          "%s: subscriber \"%s\" is not registered; nothing "
+                          "was changed", e->path, sub_id);
+        goto done;
+    }
+    status = open_pending(e, txn, sub_id, false, &dbi);
+    if (status != PPS_OK) {
+        goto done;
+    }
+    /* Every id it pends on is released as a consumption would; the
+     * database itself goes afterwards, whole. */
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    while (rc == 0 && status == PPS_OK &&
+           (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        uint64_t id;
+        if (!pps__layout_decode_id(&k, &id)) {
+            continue; /* no message id: nothing to release */
+        }
+        status = release(e, txn, id, what);
+        (*pending)++;
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (status == PPS_OK && rc != MDB_NOTFOUND) {
+        status = pps__err_rc(rc, what, e->path);
+    }
+    if (status != PPS_OK) {
+        goto done;
+    }
+    /* Deleting the database frees its name and its pages (and, in this
+     * process, LMDB's handle slot). */
+    rc = mdb_drop(txn, dbi, 1);
+    if (rc != 0) {
+        status = pps__err_rc(rc, what, e->path);
+        goto done;
+    }
+    list = malloc(have.len > 0 ? have.len : 1);
+    if (list == NULL) {
+        status = pps__err_nomem();
+        goto done;
+    }
+    size_t used = 0;
+    const char *id = have.ids;
+    for (size_t i = 0; i < have.n; i++) {
+        size_t idlen = strlen(id) + 1;
+        if (strcmp(id, sub_id) != 0) {
+            memcpy(list + used, id, idlen);
+            used += idlen;
+        }
+        id += idlen;
+    }
+    status = put_meta(e, txn, KEY_SUBSCRIBERS, list, used);
+done:
+    free(list);
+    pps__subs_free(&have);
     return status;
 }
 

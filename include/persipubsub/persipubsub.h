@@ -259,6 +259,45 @@ PPS_API int pps_ctl_prune_queue(const pps_config *cfg, const char *queue,
 PPS_API int pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
                                 pps_removed *removed);
 
+/**
+ * Removes subscriber sub_id from a queue for good: in one write
+ * transaction, every message it has not consumed is released as if it had
+ * consumed it (its pending count drops; a message no other subscriber
+ * pends on is deleted), its pending database is deleted, which frees its
+ * place under max_db_num, and it leaves the queue's subscriber list. The
+ * removal is flushed (as a send with durability "sync" is) before this
+ * returns, and what it freed is reusable by the next send.
+ *
+ * The queue's configuration must no longer list sub_id under
+ * "subscribers" (pps_ctl_init() would register it again): remove it from
+ * the configuration first, then call this with that configuration. A
+ * publisher of any process goes on working: its next send no longer
+ * writes to the removed subscriber (a publisher whose component names it
+ * in its own "subscribers" gets PPS_ENOTINIT, as for any subscriber that
+ * is not registered). A pps_sub handle of the removed id gets
+ * PPS_ENOTINIT from its next receive ("subscriber ... is not registered"),
+ * also if its callback accepted messages at the moment of the removal;
+ * after a pps_ctl_init() that registers the id again, the same handle
+ * receives what is published from then on.
+ *
+ * The work is proportional to the messages the subscriber had pending,
+ * all in one transaction: on a full map, consume or clear first.
+ * Thread safety: any thread; runs against running handles of any process.
+ *
+ * @param cfg     the configuration.
+ * @param queue   the queue, found as pps_config_queue_find() does.
+ * @param sub_id  the id of a registered subscriber of that queue.
+ * @return PPS_OK; PPS_EINVAL (a NULL argument, an id that is no valid
+ *         subscriber id, or one the queue's configuration still lists:
+ *         nothing was changed); PPS_ENOTFOUND (no such queue, or sub_id is
+ *         not registered in it: nothing was changed); PPS_ENOTINIT (the
+ *         queue is not initialized); PPS_EFOREIGN; PPS_EVERSION; PPS_EFULL
+ *         (the map or the disk is full: nothing was changed);
+ *         PPS_ESTORAGE; PPS_ENOMEM.
+ */
+PPS_API int pps_ctl_remove_subscriber(const pps_config *cfg,
+                                      const char *queue, const char *sub_id);
+
 /** One subscriber in a pps_queue_status. */
 typedef struct pps_subscriber_status {
     const char *id;     /**< owned by the library, valid during the callback */
