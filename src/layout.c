@@ -254,11 +254,28 @@ open_pending(const pps__env *e, MDB_txn *txn, const char *sub_id,
     return PPS_OK;
 }
 
+static int read_ids(const pps__env *e, MDB_txn *txn, pps__subs *s);
+
 int
 pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
                    MDB_dbi *out)
 {
-    return open_pending(e, txn, sub_id, false, out);
+    /* The list decides, not mdb_dbi_open(): in a process that had the
+     * database open before another process deleted it, LMDB still hands
+     * out the old handle by its name. */
+    pps__subs have;
+    int status = read_ids(e, txn, &have);
+    if (status == PPS_OK && pps__subs_find(&have, sub_id) < 0) {
+        char what[PPS__SUB_NAME_MAX + 64];
+        snprintf(what, sizeof(what), "subscriber \"%s\" is not registered",
+                 sub_id);
+        status = pps__err_notinit(e->path, what);
+    }
+    if (status == PPS_OK) {
+        status = open_pending(e, txn, sub_id, false, out);
+    }
+    pps__subs_free(&have);
+    return status;
 }
 
 /* Reads the registered ids into s (its dbis are left NULL). */
