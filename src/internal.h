@@ -496,6 +496,11 @@ void pps__env_release(pps__env *e);
 int pps__hwm_enforce(const pps__env *e, MDB_txn *txn, const pps__settings *s,
                      const pps__subs *subs, int64_t now_ns,
                      pps__removed *removed, int64_t *front_ns);
+/* After a send_many's messages were stored in write txn `txn`: while the
+ * queue is over MAX_MSGS_NUM, prunes half of it as the strategy says. */
+int pps__hwm_enforce_batch(const pps__env *e, MDB_txn *txn,
+                           const pps__settings *s, const pps__subs *subs,
+                           pps__removed *removed);
 /* Pure arithmetic of the mark, testable without LMDB. */
 bool pps__hwm_expired(int64_t published_ns, int64_t now_ns,
                       uint64_t timeout_secs);

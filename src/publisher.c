@@ -124,6 +124,10 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
         status = pps__layout_append(e, txn, seq.next_id++, &job->msgs[i], now,
                                     pub->targets, pub->n_targets);
     }
+    if (status == PPS_OK && job->n > 1) {
+        status = pps__hwm_enforce_batch(e, txn, &pub->settings, &pub->all,
+                                        &removed);
+    }
     if (status == PPS_OK) {
         status = pps__layout_write_seq(e, txn, &seq);
     }

@@ -238,3 +238,94 @@ Test(fullmap, large_message_after_large_message, .timeout = 300)
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }
+
+/* ---- send_many beyond MAX_MSGS_NUM -------------------------------------- */
+
+/* 10,000 messages in one send_many under MAX_MSGS_NUM 1000: the mark is
+ * applied after the batch too (halving while over it), so the queue is
+ * never left over the limit; prune_first keeps the batch's newest,
+ * prune_last its oldest. */
+static void
+batch_over_max_msgs(const char *strategy, bool newest_kept)
+{
+    char *dir = pps_test_tmpdir();
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             NOSYNC ", \"high-water-mark\": {\"MAX_MSGS_NUM\": 1000, "
+             "\"strategy\": \"%s\"}", strategy);
+    pps_config *cfg = pps_test_small_queue(dir, 16 * PPS_TEST_MIB, extra);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "before", 6), PPS_OK);
+    enum { N = 10000 };
+    static char text[N][8];
+    static pps_buf msgs[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(text[i], sizeof(text[i]), "%d", i);
+        msgs[i] = (pps_buf){text[i], strlen(text[i])};
+    }
+    int rc = pps_pub_send_many(pub, msgs, N);
+    cr_assert_eq(rc, PPS_OK, "%s: %s", pps_status_name(rc), pps_last_error());
+    pps_test_qstat st = pps_test_queue_status(cfg);
+    cr_assert_leq(st.messages, 1000, "%s: %llu messages stored under "
+                  "MAX_MSGS_NUM 1000", strategy,
+                  (unsigned long long)st.messages);
+    cr_assert_geq(st.messages, 500, "%s: only %llu messages kept", strategy,
+                  (unsigned long long)st.messages);
+    cr_assert_eq(st.next_id, N + 2, "every message got its id");
+    pps_sub *s1 = pps_test_sub_open(cfg, "s1");
+    pps_test_sink *sink = pps_test_sink_new();
+    size_t got = pps_test_drain(s1, sink);
+    cr_assert_eq(got, st.messages);
+    for (size_t i = 1; i < got; i++) {
+        cr_assert_eq(sink->ids[i], sink->ids[i - 1] + 1, "a gap at %zu", i);
+    }
+    if (newest_kept) {
+        cr_assert_eq(sink->ids[got - 1], N + 1, "the newest was pruned");
+    } else {
+        cr_assert_str_eq(sink->data[0], "before", "the oldest was pruned");
+    }
+    pps_test_sink_del(sink);
+    pps_test_expect_consistent(cfg);
+    pps_sub_close(s1);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(fullmap, send_many_beyond_max_msgs_prune_first, .timeout = 120)
+{
+    batch_over_max_msgs("prune_first", true);
+}
+
+Test(fullmap, send_many_beyond_max_msgs_prune_last, .timeout = 120)
+{
+    batch_over_max_msgs("prune_last", false);
+}
+
+/* A send refused for want of room says what it needs in terms that hold:
+ * a 2-byte message stores about a hundred bytes; the rest of the estimate
+ * is the pages its commit may copy. */
+Test(fullmap, efull_detail_of_a_small_send_is_truthful, .timeout = 120)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NOSYNC);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    uint32_t next = 0;
+    size_t sent = 0;
+    int rc = pps_test_fill(pub, 2000, &next, 100000, &sent);
+    cr_assert_eq(rc, PPS_EFULL);
+    while ((rc = pps_pub_send(pub, "ab", 2)) == PPS_OK) {
+    }
+    cr_assert_eq(rc, PPS_EFULL, "%s", pps_status_name(rc));
+    const char *d = pps_last_error();
+    const char *p = strstr(d, "the send stores about ");
+    cr_assert_not_null(p, "%s", d);
+    unsigned long long stored = strtoull(p + 22, NULL, 10);
+    cr_assert_lt(stored, 200, "a 2-byte send stores %llu bytes? %s", stored,
+                 d);
+    cr_assert_not_null(strstr(d, "may copy up to"), "%s", d);
+    cr_assert_not_null(strstr(d, "max_db_size_bytes"), "%s", d);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
