@@ -306,6 +306,7 @@ pps__space_explain_full(pps__env *e, const pps_buf *msgs, size_t n)
      * them from the lowest run that holds them, which may be this one. */
     uint64_t margin = 2 * ((total + 1) * sizeof(size_t) / psize + 1) + 16;
     uint64_t run = longest * psize;
+    uint64_t in_all = total * psize;
     uint64_t usable = longest > margin ? (longest - margin) * psize : 0;
     uint64_t best = usable > tail ? usable : tail;
     return pps__err(PPS_EFULL,
@@ -319,7 +320,7 @@ pps__space_explain_full(pps__env *e, const pps_buf *msgs, size_t n)
                     "max_db_size_bytes)",
                     e->path, (unsigned long long)largest,
                     (unsigned long long)run,
-                    (unsigned long long)(total * psize),
+                    (unsigned long long)in_all,
                     (unsigned long long)tail, (unsigned long long)slack,
                     (unsigned long long)(best > psize ? best - psize : 0));
 }

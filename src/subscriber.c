@@ -61,7 +61,7 @@ open_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
     (void)durability;
     pps_sub *sub = ctx;
-    pps__seq seq;
+    pps__seq seq = {0, 0};
     int status = pps__layout_check_format(e, txn);
     if (status == PPS_OK) {
         status = pps__layout_read_seq(e, txn, &seq);

@@ -412,6 +412,10 @@ PPS_API int pps_pub_open(pps_pub **out, const pps_config *cfg,
  * @param pub   the publisher.
  * @param data  the payload, copied; may be NULL only if len is 0.
  * @param len   its length in bytes (0 is a valid, empty message).
+ * A large message needs consecutive free pages: if the free pages hold it
+ * but not in one run, the send settles and tries once more, and then
+ * returns PPS_EFULL with the size that fits now in pps_last_error().
+ *
  * @return PPS_OK; PPS_EINVAL; PPS_EFULL (the LMDB map or the disk is full:
  *         nothing was written); PPS_EFORKED; PPS_ENOTINIT (a subscriber
  *         the publisher names is no longer registered); PPS_EVERSION;
@@ -421,7 +425,11 @@ PPS_API int pps_pub_send(pps_pub *pub, const void *data, size_t len);
 
 /**
  * Publishes n messages in one transaction: all or none, with consecutive ids
- * in the order given. n may be 0 (nothing happens).
+ * in the order given. n may be 0 (nothing happens). After the messages, in
+ * the same transaction, the high-water mark applies again: while the queue
+ * is over MAX_MSGS_NUM, half of it is pruned as the strategy says (so a
+ * batch larger than the limit keeps only its newest, or with prune_last
+ * its oldest, messages).
  *
  * @param pub   the publisher.
  * @param msgs  n payloads, copied; an entry with a NULL data and a non-zero
@@ -460,10 +468,20 @@ PPS_API int pps_sub_open(pps_sub **out, const pps_config *cfg,
  *                    up to that many milliseconds for a message.
  * @param fn          the callback; must not use this handle.
  * @param user        passed to fn.
+ * On a nearly full map a consumption is committed in parts that fit. A
+ * message fn accepted is never handed again by this handle: if its
+ * consumption cannot be committed (PPS_EFULL, PPS_ESTORAGE), the handle
+ * keeps its id and consumes it first in its next call, before handing
+ * anything (pps_sub_close() tries too); only if the process dies or the
+ * handle is closed before that does it come again.
+ *
  * @return PPS_OK (consumed); PPS_ETIMEDOUT (nothing in time; fn was not
  *         called); PPS_ECALLBACK (fn returned non-zero; kept); PPS_EINVAL;
- *         PPS_EFORKED; PPS_EFULL (the consumption could not be committed
- *         for want of room: the message comes again); PPS_ESTORAGE;
+ *         PPS_EFORKED; PPS_ENOTINIT (the subscriber is no longer
+ *         registered: pps_ctl_remove_subscriber() removed it; also if fn
+ *         accepted messages as it was removed); PPS_EFULL (no room to
+ *         commit a consumption, or the one an earlier call owes: nothing
+ *         was handed to fn if it was the earlier one's); PPS_ESTORAGE;
  *         PPS_ENOMEM.
  */
 PPS_API int pps_sub_receive(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
@@ -471,8 +489,9 @@ PPS_API int pps_sub_receive(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
 
 /**
  * Consumes every pending message of this subscriber but the newest, in one
- * transaction, then receives the newest as pps_sub_receive() does (waiting
- * as timeout_ms says if none is pending).
+ * transaction (on a map too full for that one, in several that fit), then
+ * receives the newest as pps_sub_receive() does (waiting as timeout_ms
+ * says if none is pending).
  *
  * @return as pps_sub_receive().
  */
@@ -485,10 +504,14 @@ PPS_API int pps_sub_receive_to_top(pps_sub *sub, int timeout_ms,
  * transaction. The first refusal stops the batch: that message and the rest
  * stay.
  *
+ * The consumption is one transaction when it fits; on a nearly full map it
+ * is committed in parts that fit, and accepted messages are never handed
+ * again by this handle (as pps_sub_receive() says).
+ *
  * @return the number of messages consumed (>= 1); PPS_ECALLBACK if the first
  *         message was refused; PPS_ETIMEDOUT; PPS_EINVAL (also for max 0);
- *         PPS_EFORKED; PPS_EFULL (as for pps_sub_receive()); PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ *         PPS_EFORKED; PPS_ENOTINIT (as for pps_sub_receive()); PPS_EFULL
+ *         (as for pps_sub_receive()); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_sub_receive_batch(pps_sub *sub, size_t max, int timeout_ms,
                                   pps_receive_fn fn, void *user);
