@@ -47,7 +47,8 @@ typedef struct ctl_command {
 
 /* Both generated from the manual's COMMANDS and OPTIONS (cli/gen_help.py):
  * the commands, in the order of the tool's help, ending with a NULL name
- * (the manual's command "name" runs ctl_cmd_name()), and the text of
+ * (the manual's command "name" runs ctl_cmd_name(), "two-words"
+ * ctl_cmd_two_words()), and the text of
  * "persipubsub-ctl --help". */
 extern const ctl_command ctl_commands[];
 extern const char ctl_tool_help[];
@@ -58,6 +59,7 @@ int ctl_cmd_init(ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_prune(ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_clear(ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_check(ctl_ctx *ctx, int argc, char **argv);
+int ctl_cmd_remove_subscriber(ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_status(ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_send(ctl_ctx *ctx, int argc, char **argv);
 int ctl_cmd_receive(ctl_ctx *ctx, int argc, char **argv);

@@ -148,7 +148,7 @@ def commands(doc, synopsis):
     for item in dl.children:
         term = text(item.children[0], quote=False)
         name = term.split()[0]
-        if not re.fullmatch(r"[a-z]+", name):
+        if not re.fullmatch(r"[a-z]+(-[a-z]+)*", name):
             raise ManualError("COMMANDS: bad command name " + repr(name))
         body = only_child(item, nodes.definition, name)
         if not body.children or not isinstance(body.children[0],
@@ -185,6 +185,12 @@ def tool_help(doc, synopsis, cmds):
     return "\n".join(lines) + "\n"
 
 
+def c_name(name):
+    """The C name of a command: "remove-subscriber" runs
+    ctl_cmd_remove_subscriber()."""
+    return name.replace("-", "_")
+
+
 def c_string(t, indent="    "):
     """t as a C string literal, one source line per line of text."""
     if any(ord(ch) > 126 or (ord(ch) < 32 and ch != "\n") for ch in t):
@@ -217,11 +223,12 @@ def main(argv):
            "const char ctl_tool_help[] =",
            c_string(tool_help(doc, synopsis, cmds)) + ";", ""]
     for name, _, _, help_text in cmds:
-        out += ["static const char help_%s[] =" % name,
+        out += ["static const char help_%s[] =" % c_name(name),
                 c_string(help_text) + ";", ""]
     out.append("const ctl_command ctl_commands[] = {")
     for name, _, _, _ in cmds:
-        out.append('    {"%s", ctl_cmd_%s, help_%s},' % (name, name, name))
+        out.append('    {"%s", ctl_cmd_%s, help_%s},'
+                   % (name, c_name(name), c_name(name)))
     out += ["    {NULL, NULL, NULL},", "};", ""]
     with open(dst, "w", encoding="ascii") as f:
         f.write("\n".join(out))

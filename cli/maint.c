@@ -1,6 +1,6 @@
 /*
  * persipubsub-ctl: the deployment and maintenance commands: init, prune,
- * clear and check.
+ * clear, check and remove-subscriber.
  *
  * init, prune and clear work queue by queue (pps_ctl_init_queue(),
  * pps_ctl_prune_queue(), pps_ctl_clear_queue()) so that they can say what
@@ -242,6 +242,52 @@ ctl_cmd_check(ctl_ctx *ctx, int argc, char **argv)
         free(t.items[i].path);
     }
     free(t.items);
+    pps_config_free(cfg);
+    return rc;
+}
+
+/* ---- remove-subscriber -------------------------------------------------- */
+
+int
+ctl_cmd_remove_subscriber(ctl_ctx *ctx, int argc, char **argv)
+{
+    ctl_parser p;
+    ctl_parser_init(&p, ctx, no_opts, argc, argv);
+    const char *operands[2] = {NULL, NULL};
+    size_t n = 0;
+    const char *value;
+    int o;
+    while ((o = ctl_parser_next(&p, &value)) != CTL_OPT_END) {
+        int rc = ctl_parser_exit(ctx, o);
+        if (rc >= 0) {
+            return rc;
+        }
+        if (n == 2) {
+            return ctl_usage(ctx, "%s: unexpected argument", value);
+        }
+        operands[n++] = value;
+    }
+    if (n < 2) {
+        return ctl_usage(ctx, "missing %s", n == 0 ? "QUEUE and SUB_ID"
+                                                   : "SUB_ID");
+    }
+    pps_config *cfg;
+    int rc = ctl_load_config(ctx, &cfg);
+    if (rc != CTL_EXIT_OK) {
+        return rc;
+    }
+    ctl_queue_list list = {NULL, 0};
+    int status = ctl_queues(cfg, operands[0], &list);
+    if (status == PPS_OK) {
+        status = pps_ctl_remove_subscriber(cfg, operands[0], operands[1]);
+    }
+    if (status == PPS_OK) {
+        printf("%s: removed subscriber %s\n", list.items[0].path,
+               operands[1]);
+        fflush(stdout);
+    }
+    rc = status == PPS_OK ? CTL_EXIT_OK : ctl_fail(ctx, status);
+    ctl_queues_free(&list);
     pps_config_free(cfg);
     return rc;
 }

@@ -7,11 +7,16 @@
  * publishers reload their subscriber lists in their next send: a subscriber
  * receives exactly the messages committed after its registration.
  * Subscribers that left the configuration are kept, never silently dropped
- * with their pending messages.
+ * with their pending messages: pps_ctl_remove_subscriber() removes one on
+ * purpose, in one transaction that releases what it pends on, deletes its
+ * pending database (freeing its place under max_db_num) and bumps the
+ * generation, so publishers stop sending to it and its handles get
+ * PPS_ENOTINIT.
  */
 #include "internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Databases of a queue that are not subscribers' (layout.c). */
 #define INTERNAL_DBS 3
@@ -219,6 +224,81 @@ pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
     pps__err_begin();
     return report_removal(cfg, queue, clear_one, removed,
                           "pps_ctl_clear_queue");
+}
+
+/* ---- removing a subscriber ------------------------------------------------ */
+
+typedef struct unregister_job {
+    const char *sub_id;
+    uint64_t pending;
+} unregister_job;
+
+static int
+unregister_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
+{
+    (void)durability;
+    unregister_job *job = ctx;
+    pps__seq seq;
+    int status = pps__layout_check_format(e, txn);
+    if (status == PPS_OK) {
+        status = pps__subs_unregister(e, txn, job->sub_id, &job->pending);
+    }
+    if (status == PPS_OK) {
+        status = pps__layout_read_seq(e, txn, &seq);
+    }
+    if (status == PPS_OK) {
+        seq.gen++;
+        status = pps__layout_write_seq(e, txn, &seq);
+    }
+    return status;
+}
+
+int
+pps_ctl_remove_subscriber(const pps_config *cfg, const char *queue,
+                          const char *sub_id)
+{
+    static const char fn[] = "pps_ctl_remove_subscriber";
+    size_t first, end;
+    pps__err_begin();
+    if (cfg == NULL || queue == NULL || sub_id == NULL) {
+        return pps__err(PPS_EINVAL, "%s: %s is NULL", fn,
+                        cfg == NULL     ? "cfg"
+                        : queue == NULL ? "queue"
+                                        : "sub_id");
+    }
+    if (!pps__sub_id_valid(sub_id)) {
+        return pps__err(PPS_EINVAL, "%s: not a subscriber id (1 to 255 "
+                        "printable bytes)", fn);
+    }
+    int status = pps__config_find_queues(cfg, queue, &first, &end);
+    if (status != PPS_OK) {
+        return status;
+    }
+    const pps__queue_cfg *q = &cfg->queues[first];
+    for (size_t i = 0; i < q->n_subscribers; i++) {
+        if (strcmp(q->subscribers[i], sub_id) == 0) {
+            return pps__err(PPS_EINVAL,
+                            "%s: queue \"%s\" still lists subscriber \"%s\" "
+                            "(the next init would register it again): "
+                            "remove it from the configuration first; nothing "
+                            "was changed",
+                            cfg->file, q->key, sub_id);
+        }
+    }
+    pps__env *e;
+    status = pps__env_acquire(&e, q, false);
+    if (status != PPS_OK) {
+        return status;
+    }
+    unregister_job job = {sub_id, 0};
+    status = pps__txn_run(e, PPS__SYNC, unregister_body, &job,
+                          "cannot commit the removal of a subscriber");
+    if (status == PPS_OK && job.pending > 0) {
+        /* What it freed is reusable by the very next send. */
+        status = pps__txn_recycle_freed(e, PPS__SYNC);
+    }
+    pps__env_release(e);
+    return status;
 }
 
 /* ---- opening a queue for inspection ---------------------------------------- */

@@ -7,6 +7,12 @@
  * at or over MAX_MSGS_NUM or HWM_LMDB_SIZE_BYTES, half of the messages go,
  * the oldest half (prune_first) or the newest (prune_last).
  *
+ * A send_many of more messages than MAX_MSGS_NUM leaves room for would
+ * leave the queue over the mark until the next send; so after a batch the
+ * mark is applied again, in the same transaction: while the queue is over
+ * MAX_MSGS_NUM, half of it is pruned as the strategy says (prune_first
+ * keeps the newest of the batch, prune_last its oldest).
+ *
  * Nothing here scans the queue: the count and the size come from LMDB's
  * database statistics (kept in the database records, O(1)), the age from
  * the first key, and each removal is one seek to the first or last id. The
@@ -98,4 +104,33 @@ pps__hwm_enforce(const pps__env *e, MDB_txn *txn, const pps__settings *s,
         }
     }
     return PPS_OK;
+}
+
+int
+pps__hwm_enforce_batch(const pps__env *e, MDB_txn *txn,
+                       const pps__settings *s, const pps__subs *subs,
+                       pps__removed *removed)
+{
+    uint64_t count = 0, bytes = 0, id;
+    pps__msg_meta meta;
+    bool found;
+    int status = pps__layout_usage(e, txn, &count, &bytes);
+    bool newest = s->strategy == PPS__PRUNE_LAST;
+    while (status == PPS_OK && count > s->max_msgs_num) {
+        for (uint64_t todo = pps__hwm_prune_count(count); todo > 0; todo--) {
+            status = pps__layout_end_msg(e, txn, newest, &id, &meta, &found);
+            if (status != PPS_OK || !found) {
+                break;
+            }
+            status = pps__layout_remove_msg(e, txn, id, subs->dbis, subs->n,
+                                            removed);
+            if (status != PPS_OK) {
+                break;
+            }
+        }
+        if (status == PPS_OK) {
+            status = pps__layout_usage(e, txn, &count, &bytes);
+        }
+    }
+    return status;
 }

@@ -285,6 +285,13 @@ long pps__subs_find(const pps__subs *s, const char *id);
  * nothing written, if more than max_subs would then be registered. */
 int pps__subs_register(const pps__env *e, MDB_txn *txn, char *const *ids,
                        size_t n, uint64_t max_subs, bool *changed);
+/* Unregisters sub_id (inside a write transaction): releases every id it
+ * pends on as a consumption does (messages nobody else pends on are
+ * deleted), deletes its pending database and takes it off the list;
+ * *pending gets how many ids it pended on. PPS_ENOTFOUND if it is not
+ * registered. The caller bumps the generation. */
+int pps__subs_unregister(const pps__env *e, MDB_txn *txn, const char *sub_id,
+                         uint64_t *pending);
 /* Opens the pending database of registered subscriber sub_id (inside a
  * write transaction); PPS_ENOTINIT if it is not registered. */
 int pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
@@ -314,9 +321,10 @@ int pps__layout_read_msg(const pps__env *e, MDB_txn *txn, const MDB_val *key,
  * message when that reaches 0. An id no longer pending is not an error. */
 int pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
                         uint64_t id);
-/* Consumes every id of pending database `sub` but the newest. */
-int pps__layout_consume_all_but_newest(const pps__env *e, MDB_txn *txn,
-                                       MDB_dbi sub);
+/* Consumes up to `limit` ids of pending database `sub` below *until (0:
+ * set it to the newest id first); *done once none is left below it. */
+int pps__layout_consume_below(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
+                              uint64_t *until, size_t limit, bool *done);
 /* How many ids pending database `dbi` holds (O(1)). */
 int pps__layout_pending_count(const pps__env *e, MDB_txn *txn, MDB_dbi dbi,
                               uint64_t *count);
@@ -445,6 +453,11 @@ int pps__space_for_write(pps__env *e);
  * them are allocated. */
 int pps__space_for_send(pps__env *e, const pps_buf *msgs, size_t n,
                         size_t targets);
+/* After a send that passed pps__space_for_send() still found the map full
+ * (LMDB needs consecutive free pages for a large message): records what
+ * the map holds, the longest run of free pages and the largest message
+ * that fits now, and returns PPS_EFULL. */
+int pps__space_explain_full(pps__env *e, const pps_buf *msgs, size_t n);
 
 /* ---- transactions (txn.c) ------------------------------------------------ */
 
@@ -530,6 +543,11 @@ void pps__env_release(pps__env *e);
 int pps__hwm_enforce(const pps__env *e, MDB_txn *txn, const pps__settings *s,
                      const pps__subs *subs, int64_t now_ns,
                      pps__removed *removed, int64_t *front_ns);
+/* After a send_many's messages were stored in write txn `txn`: while the
+ * queue is over MAX_MSGS_NUM, prunes half of it as the strategy says. */
+int pps__hwm_enforce_batch(const pps__env *e, MDB_txn *txn,
+                           const pps__settings *s, const pps__subs *subs,
+                           pps__removed *removed);
 /* Pure arithmetic of the mark, testable without LMDB. */
 bool pps__hwm_expired(int64_t published_ns, int64_t now_ns,
                       uint64_t timeout_secs);

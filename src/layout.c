@@ -301,11 +301,28 @@ open_pending(const pps__env *e, MDB_txn *txn, const char *sub_id,
     return PPS_OK;
 }
 
+static int read_ids(const pps__env *e, MDB_txn *txn, pps__subs *s);
+
 int
 pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
                    MDB_dbi *out)
 {
-    return open_pending(e, txn, sub_id, false, out);
+    /* The list decides, not mdb_dbi_open(): in a process that had the
+     * database open before another process deleted it, LMDB still hands
+     * out the old handle by its name. */
+    pps__subs have;
+    int status = read_ids(e, txn, &have);
+    if (status == PPS_OK && pps__subs_find(&have, sub_id) < 0) {
+        char what[PPS__SUB_NAME_MAX + 64];
+        snprintf(what, sizeof(what), "subscriber \"%s\" is not registered",
+                 sub_id);
+        status = pps__err_notinit(e->path, what);
+    }
+    if (status == PPS_OK) {
+        status = open_pending(e, txn, sub_id, false, out);
+    }
+    pps__subs_free(&have);
+    return status;
 }
 
 /* Reads the registered ids into s (its dbis are left NULL). */
@@ -555,20 +572,14 @@ del_id(const pps__env *e, MDB_txn *txn, MDB_dbi dbi, MDB_val *k,
     return PPS_OK;
 }
 
-int
-pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
-                    uint64_t id)
+/* Message `id` is no longer pending for one subscriber: decrements its
+ * pending count, or deletes it when that reaches 0. */
+static int
+release(const pps__env *e, MDB_txn *txn, uint64_t id, const char *what)
 {
-    static const char what[] = "cannot consume message";
     MDB_val k = {sizeof(id), &id}, val;
     pps__msg_meta meta;
-    int rc = mdb_del(txn, sub, &k, NULL);
-    if (rc == MDB_NOTFOUND) {
-        return PPS_OK; /* pruned or cleared meanwhile: nothing to do */
-    }
-    if (rc == 0) {
-        rc = mdb_get(txn, e->dbs.msg, &k, &val);
-    }
+    int rc = mdb_get(txn, e->dbs.msg, &k, &val);
     if (rc == MDB_NOTFOUND) {
         /* An id without metadata: drop what is left of it. */
         return del_id(e, txn, e->dbs.data, &k, what);
@@ -591,25 +602,123 @@ pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
 }
 
 int
-pps__layout_consume_all_but_newest(const pps__env *e, MDB_txn *txn,
-                                   MDB_dbi sub)
+pps__layout_consume(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
+                    uint64_t id)
+{
+    static const char what[] = "cannot consume message";
+    MDB_val k = {sizeof(id), &id};
+    int rc = mdb_del(txn, sub, &k, NULL);
+    if (rc == MDB_NOTFOUND) {
+        return PPS_OK; /* pruned or cleared meanwhile: nothing to do */
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, what, e->path);
+    }
+    return release(e, txn, id, what);
+}
+
+/* ---- removing a subscriber ------------------------------------------------ */
+
+int
+pps__subs_unregister(const pps__env *e, MDB_txn *txn, const char *sub_id,
+                     uint64_t *pending)
+{
+    static const char what[] = "cannot remove subscriber";
+    pps__subs have;
+    MDB_cursor *cur = NULL;
+    MDB_dbi dbi;
+    MDB_val k, v;
+    char *list = NULL;
+    *pending = 0;
+    int status = read_ids(e, txn, &have);
+    if (status != PPS_OK) {
+        return status;
+    }
+    if (pps__subs_find(&have, sub_id) < 0) {
+        status = pps__err(PPS_ENOTFOUND,
+                          "%s: subscriber \"%s\" is not registered; nothing "
+                          "was changed", e->path, sub_id);
+        goto done;
+    }
+    status = open_pending(e, txn, sub_id, false, &dbi);
+    if (status != PPS_OK) {
+        goto done;
+    }
+    /* Every id it pends on is released as a consumption would; the
+     * database itself goes afterwards, whole. */
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    while (rc == 0 && status == PPS_OK &&
+           (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        uint64_t id;
+        if (!pps__layout_decode_id(&k, &id)) {
+            continue; /* no message id: nothing to release */
+        }
+        status = release(e, txn, id, what);
+        (*pending)++;
+    }
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (status == PPS_OK && rc != MDB_NOTFOUND) {
+        status = pps__err_rc(rc, what, e->path);
+    }
+    if (status != PPS_OK) {
+        goto done;
+    }
+    /* Deleting the database frees its name and its pages (and, in this
+     * process, LMDB's handle slot). */
+    rc = mdb_drop(txn, dbi, 1);
+    if (rc != 0) {
+        status = pps__err_rc(rc, what, e->path);
+        goto done;
+    }
+    list = malloc(have.len > 0 ? have.len : 1);
+    if (list == NULL) {
+        status = pps__err_nomem();
+        goto done;
+    }
+    size_t used = 0;
+    const char *id = have.ids;
+    for (size_t i = 0; i < have.n; i++) {
+        size_t idlen = strlen(id) + 1;
+        if (strcmp(id, sub_id) != 0) {
+            memcpy(list + used, id, idlen);
+            used += idlen;
+        }
+        id += idlen;
+    }
+    status = put_meta(e, txn, KEY_SUBSCRIBERS, list, used);
+done:
+    free(list);
+    pps__subs_free(&have);
+    return status;
+}
+
+int
+pps__layout_consume_below(const pps__env *e, MDB_txn *txn, MDB_dbi sub,
+                          uint64_t *until, size_t limit, bool *done)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
-    uint64_t last, id;
+    uint64_t id;
     int status = PPS_OK;
+    *done = false;
     int rc = mdb_cursor_open(txn, sub, &cur);
-    if (rc == 0) {
+    if (rc == 0 && *until == 0) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    }
-    if (rc == 0 && !pps__layout_decode_id(&k, &last)) {
-        rc = MDB_CORRUPTED;
+        if (rc == 0 && !pps__layout_decode_id(&k, until)) {
+            rc = MDB_CORRUPTED;
+        }
     }
     /* Seek the front afresh after each consumption rather than trust a
      * cursor across the deletions pps__layout_consume() makes. */
-    while (rc == 0 && status == PPS_OK) {
+    for (size_t n = 0; rc == 0 && status == PPS_OK; n++) {
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (rc != 0 || !pps__layout_decode_id(&k, &id) || id >= last) {
+        if (rc != 0 || !pps__layout_decode_id(&k, &id) || id >= *until) {
+            *done = true;
+            break;
+        }
+        if (n == limit) {
             break;
         }
         status = pps__layout_consume(e, txn, sub, id);
@@ -617,7 +726,9 @@ pps__layout_consume_all_but_newest(const pps__env *e, MDB_txn *txn,
     if (cur != NULL) {
         mdb_cursor_close(cur);
     }
-    if (status == PPS_OK && rc != 0 && rc != MDB_NOTFOUND) {
+    if (rc == MDB_NOTFOUND) {
+        *done = true;
+    } else if (status == PPS_OK && rc != 0) {
         status = pps__err_rc(rc, "cannot skip to the newest message",
                              e->path);
     }

@@ -83,6 +83,7 @@ typedef struct send_job {
     size_t n;
     bool pruned; /* the high-water mark removed messages */
     bool stored; /* the messages were written (someone will get them) */
+    bool fitted; /* the room check passed: a PPS_EFULL after it is LMDB's */
 } send_job;
 
 /* Reloads what a new generation changed. */
@@ -105,6 +106,7 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
     pps__removed removed = {0};
     job->pruned = false;
     job->stored = false;
+    job->fitted = false;
     int status = current(pub, txn, &seq);
     if (status != PPS_OK || pub->n_targets == 0) {
         return status; /* with no target nobody would ever receive it */
@@ -116,10 +118,15 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
     job->pruned = removed.messages > 0;
     if (status == PPS_OK) {
         status = pps__space_for_send(e, job->msgs, job->n, pub->n_targets);
+        job->fitted = status == PPS_OK;
     }
     for (size_t i = 0; i < job->n && status == PPS_OK; i++) {
         status = pps__layout_append(e, txn, seq.next_id++, &job->msgs[i], now,
                                     pub->targets, pub->n_targets);
+    }
+    if (status == PPS_OK && job->n > 1) {
+        status = pps__hwm_enforce_batch(e, txn, &pub->settings, &pub->all,
+                                        &removed);
     }
     if (status == PPS_OK) {
         status = pps__layout_write_seq(e, txn, &seq);
@@ -158,6 +165,22 @@ run(pps_pub *pub, pps__txn_body body, void *ctx, const char *what)
     return status;
 }
 
+/* Settles and sends again, once. */
+static int
+settle_and_send(pps_pub *pub, send_job *job)
+{
+    int status = pps__txn_recycle_freed(
+        pub->env, pps__txn_consume_durability((int)pub->settings.durability));
+    if (status == PPS_OK) {
+        status = run(pub, send_body, job, "cannot commit message");
+    }
+    if (status == PPS_EFULL && job->fitted) {
+        /* The free list holds the room, but not in one run of pages. */
+        status = pps__space_explain_full(pub->env, job->msgs, job->n);
+    }
+    return status;
+}
+
 static int
 send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
 {
@@ -167,17 +190,21 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
     }
     send_job job = {.pub = pub, .msgs = msgs, .n = n};
     status = run(pub, send_body, &job, "cannot commit message");
-    if (status == PPS_EFULL && job.pruned) {
-        /* Pages freed in a transaction are not reusable by that same
-         * transaction: prune first, in commits of its own, then retry. */
+    if (status == PPS_EFULL && (job.pruned || job.fitted)) {
+        /* Pages freed by a commit are reusable only two commits later
+         * (readers of the one before may still see them), and not at all
+         * by the transaction that frees them: what the mark prunes, or
+         * what the last consumption freed (a large message needs its
+         * pages in one run), is not there for this send yet. Prune in a
+         * commit of its own, settle, and retry once. */
         pps__err_begin();
-        status = run(pub, prune_body, pub, "cannot commit pruning");
-        if (status == PPS_OK) {
-            status = pps__txn_recycle_freed(pub->env, pps__txn_consume_durability(
-                                                   (int)pub->settings.durability));
+        if (job.pruned) {
+            status = run(pub, prune_body, pub, "cannot commit pruning");
+        } else {
+            status = PPS_OK;
         }
         if (status == PPS_OK) {
-            status = run(pub, send_body, &job, "cannot commit message");
+            status = settle_and_send(pub, &job);
         }
     }
     if (status == PPS_OK && job.stored) {

@@ -26,6 +26,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KIB 1024ull
@@ -154,9 +155,12 @@ free_pages(pps__env *e)
     return n;
 }
 
-/* Bytes a send of msgs[0..n) to `targets` subscribers may add. */
-static uint64_t
-send_estimate(uint64_t psize, const pps_buf *msgs, size_t n, size_t targets)
+/* What a send of msgs[0..n) to `targets` subscribers may add to the map:
+ * *stored the pages of its records, *copies the pages its commit may copy
+ * or split along the way (a few per database), a bound, not a need. */
+static void
+send_estimate(uint64_t psize, const pps_buf *msgs, size_t n, size_t targets,
+              uint64_t *stored, uint64_t *copies)
 {
     uint64_t bytes = 0;
     for (size_t i = 0; i < n; i++) {
@@ -167,8 +171,8 @@ send_estimate(uint64_t psize, const pps_buf *msgs, size_t n, size_t targets)
         /* Its metadata record and one key per target subscriber. */
         bytes += 40 + 24 * (uint64_t)targets;
     }
-    /* Pages split and copied along the way: a few per database. */
-    return bytes + (4 + (uint64_t)targets) * 2 * psize;
+    *stored = bytes;
+    *copies = (4 + (uint64_t)targets) * 2 * psize;
 }
 
 int
@@ -176,27 +180,147 @@ pps__space_for_send(pps__env *e, const pps_buf *msgs, size_t n,
                     size_t targets)
 {
     const pps__space *sp = &e->space;
-    uint64_t used_end, map;
+    uint64_t used_end, map, stored, copies;
     map_usage(e, &used_end, &map);
-    uint64_t need = send_estimate(sp->psize, msgs, n, targets);
+    send_estimate(sp->psize, msgs, n, targets, &stored, &copies);
     uint64_t slack = slack_of(sp, map);
-    uint64_t end = used_end + need + slack;
+    uint64_t end = used_end + stored + copies + slack;
     if (end > map) {
         uint64_t reusable = free_pages(e) * sp->psize;
         if (end > map + reusable) {
             return pps__err(PPS_EFULL,
                             "%s: the map is full: %llu of %llu bytes in use "
-                            "(%llu reusable), the message needs about %llu "
-                            "and the last %llu are kept for the subscribers "
-                            "to consume (raise max_db_size_bytes, or prune or "
-                            "clear the queue)",
+                            "(%llu of them free for reuse); the send stores "
+                            "about %llu bytes, its commit may copy up to "
+                            "%llu bytes of pages, and the last %llu bytes "
+                            "are kept for the subscribers to consume (raise "
+                            "max_db_size_bytes, or prune or clear the queue)",
                             e->path, (unsigned long long)used_end,
                             (unsigned long long)map,
                             (unsigned long long)reusable,
-                            (unsigned long long)need,
+                            (unsigned long long)stored,
+                            (unsigned long long)copies,
                             (unsigned long long)slack);
         }
         end = map; /* it goes into reused pages */
     }
     return allocate(e, used_end, end, end, map);
+}
+
+static int
+cmp_pgno(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The longest run of consecutive page numbers in LMDB's free list as last
+ * committed, and how many pages it holds in all. */
+static int
+free_runs(pps__env *e, uint64_t *longest, uint64_t *total)
+{
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint64_t *pg = NULL;
+    size_t n = 0, cap = 0;
+    int status = PPS_OK;
+    *longest = 0;
+    *total = 0;
+    int rc = mdb_txn_begin(e->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0) {
+        rc = mdb_cursor_open(txn, 0 /* FREE_DBI */, &cur);
+    }
+    while (rc == 0 && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        /* A record: a count, then that many page numbers (MDB_IDL). */
+        size_t count;
+        if (v.mv_size < sizeof(count)) {
+            continue;
+        }
+        memcpy(&count, v.mv_data, sizeof(count));
+        if (count > v.mv_size / sizeof(count) - 1) {
+            continue;
+        }
+        if (n + count > cap) {
+            size_t c = (n + count) * 2;
+            uint64_t *p = realloc(pg, c * sizeof(*p));
+            if (p == NULL) {
+                status = pps__err_nomem();
+                goto fail;
+            }
+            pg = p;
+            cap = c;
+        }
+        for (size_t i = 0; i < count; i++) {
+            size_t id;
+            memcpy(&id, (const char *)v.mv_data + (i + 1) * sizeof(id),
+                   sizeof(id));
+            pg[n++] = id;
+        }
+    }
+    if (rc != MDB_NOTFOUND) {
+        status = pps__err_rc(rc, "cannot read the free list", e->path);
+        goto fail;
+    }
+    if (n > 0) {
+        qsort(pg, n, sizeof(*pg), cmp_pgno);
+    }
+    uint64_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        run = i > 0 && pg[i] == pg[i - 1] + 1 ? run + 1 : 1;
+        if (run > *longest) {
+            *longest = run;
+        }
+    }
+    *total = n;
+fail:
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+    if (txn != NULL) {
+        mdb_txn_abort(txn);
+    }
+    free(pg);
+    return status;
+}
+
+int
+pps__space_explain_full(pps__env *e, const pps_buf *msgs, size_t n)
+{
+    const pps__space *sp = &e->space;
+    uint64_t used_end, map, longest, total, largest = 0;
+    map_usage(e, &used_end, &map);
+    for (size_t i = 0; i < n; i++) {
+        largest = msgs[i].len > largest ? msgs[i].len : largest;
+    }
+    pps__err_begin(); /* this says more than LMDB's MDB_MAP_FULL */
+    int status = free_runs(e, &longest, &total);
+    if (status != PPS_OK) {
+        return status;
+    }
+    uint64_t psize = sp->psize;
+    uint64_t slack = slack_of(sp, map);
+    uint64_t tail = map > used_end + slack ? map - used_end - slack : 0;
+    /* The commit that stores the message rewrites the free list's record
+     * (a page number per free page) and copies a few pages more, taking
+     * them from the lowest run that holds them, which may be this one. */
+    uint64_t margin = 2 * ((total + 1) * sizeof(size_t) / psize + 1) + 16;
+    uint64_t run = longest * psize;
+    uint64_t in_all = total * psize;
+    uint64_t usable = longest > margin ? (longest - margin) * psize : 0;
+    uint64_t best = usable > tail ? usable : tail;
+    return pps__err(PPS_EFULL,
+                    "%s: the map is full for this send: its largest message "
+                    "has %llu bytes and LMDB stores a large message in "
+                    "consecutive pages, but the longest run of free pages "
+                    "holds %llu bytes (%llu free for reuse in all) and "
+                    "%llu bytes are left at the end of the map after the "
+                    "subscribers' %llu: a message of up to %llu bytes fits "
+                    "now (consume, prune or clear the queue, or raise "
+                    "max_db_size_bytes)",
+                    e->path, (unsigned long long)largest,
+                    (unsigned long long)run,
+                    (unsigned long long)in_all,
+                    (unsigned long long)tail, (unsigned long long)slack,
+                    (unsigned long long)(best > psize ? best - psize : 0));
 }

@@ -14,6 +14,23 @@
  * Each handle keeps one read transaction and one cursor, reset between
  * calls and renewed for the next (MDB_NOTLS makes that legal across
  * threads), so a receive allocates nothing.
+ *
+ * A full map: every commit copies the pages it changes, and the pages a
+ * commit frees are reusable only two commits later, so consuming a large
+ * batch in one transaction may not fit into the room a full map has left.
+ * The consumption is then committed in parts that fit (halving the part
+ * until it does, down to one message, which the slack that sends leave
+ * always holds); what the callback accepted is never handed again by this
+ * handle: ids accepted but not yet committed are remembered (`owed`) and
+ * consumed first by the handle's next call, before anything is delivered.
+ *
+ * Removal (pps_ctl_remove_subscriber()): the handle remembers the
+ * generation of the queue's sequence record at which it opened its
+ * pending database. Every look at the queue reads the generation first, in
+ * the same snapshot; when it changed, the database is opened again by name
+ * in a write transaction (LMDB reuses the handle of a dropped database for
+ * the next one opened), and a subscriber no longer registered gets
+ * PPS_ENOTINIT.
  */
 #include "internal.h"
 
@@ -27,9 +44,13 @@ struct pps_sub {
     MDB_dbi dbi;
     MDB_txn *rtxn;    /* reset between calls */
     MDB_cursor *rcur; /* on dbi, renewed with rtxn */
+    uint64_t gen;     /* the generation dbi was opened at (STALE_GEN) */
     uint64_t *ids;    /* accepted ids of a batch */
     size_t ids_cap;
+    size_t owed;      /* ids[0..owed): accepted, not yet committed */
 };
+
+#define STALE_GEN UINT64_MAX
 
 /* What one look at the queue gives when nothing is pending. */
 enum { NOTHING_PENDING = 0 };
@@ -40,9 +61,33 @@ open_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
     (void)durability;
     pps_sub *sub = ctx;
+    pps__seq seq = {0, 0};
     int status = pps__layout_check_format(e, txn);
     if (status == PPS_OK) {
+        status = pps__layout_read_seq(e, txn, &seq);
+    }
+    if (status == PPS_OK) {
         status = pps__subs_open_one(e, txn, sub->id, &sub->dbi);
+    }
+    sub->gen = status == PPS_OK ? seq.gen : STALE_GEN;
+    return status;
+}
+
+/* Opens the pending database again after the generation changed (a
+ * subscriber was removed or registered); the cursor follows the handle. */
+static int
+refresh(pps_sub *sub)
+{
+    MDB_dbi before = sub->dbi;
+    /* Nothing is written: the durability does not matter. */
+    int status = pps__txn_run(sub->env, PPS__NOMETASYNC, open_body, sub,
+                              "cannot open subscriber");
+    if (status != PPS_OK) {
+        sub->gen = STALE_GEN; /* a handle opened in a failed txn is gone */
+    }
+    if ((status != PPS_OK || sub->dbi != before) && sub->rcur != NULL) {
+        mdb_cursor_close(sub->rcur);
+        sub->rcur = NULL;
     }
     return status;
 }
@@ -112,6 +157,8 @@ fail:
     return status;
 }
 
+static int consume_owed(pps_sub *sub);
+
 void
 pps_sub_close(pps_sub *sub)
 {
@@ -119,6 +166,11 @@ pps_sub_close(pps_sub *sub)
         return;
     }
     if (sub->pid == pps__pid()) {
+        if (sub->owed > 0 && sub->gen != STALE_GEN) {
+            /* Best effort: if it fails, the messages come again. */
+            int status = consume_owed(sub);
+            (void)status;
+        }
         if (sub->rcur != NULL) {
             mdb_cursor_close(sub->rcur);
         }
@@ -155,10 +207,49 @@ consume_durability(pps__env *e, MDB_txn *txn, int *durability)
     return status;
 }
 
+/* The subscriber's pending database as of write transaction txn. */
+typedef struct sub_view {
+    MDB_dbi dbi;
+    uint64_t gen;
+    bool reopened; /* the generation changed: dbi was opened again */
+} sub_view;
+
+static int
+current_view(pps_sub *sub, MDB_txn *txn, sub_view *v)
+{
+    pps__seq seq;
+    int status = pps__layout_read_seq(sub->env, txn, &seq);
+    v->dbi = sub->dbi;
+    v->gen = sub->gen;
+    v->reopened = false;
+    if (status == PPS_OK && seq.gen != sub->gen) {
+        v->gen = seq.gen;
+        v->reopened = true;
+        status = pps__subs_open_one(sub->env, txn, sub->id, &v->dbi);
+    }
+    return status;
+}
+
+/* After a committed transaction that used view v. */
+static void
+adopt_view(pps_sub *sub, const sub_view *v)
+{
+    if (!v->reopened) {
+        return;
+    }
+    if (v->dbi != sub->dbi && sub->rcur != NULL) {
+        mdb_cursor_close(sub->rcur);
+        sub->rcur = NULL;
+    }
+    sub->dbi = v->dbi;
+    sub->gen = v->gen;
+}
+
 typedef struct consume_job {
     pps_sub *sub;
     const uint64_t *ids;
     size_t n;
+    sub_view view;
 } consume_job;
 
 static int
@@ -166,19 +257,64 @@ consume_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
     consume_job *job = ctx;
     int status = consume_durability(e, txn, durability);
+    if (status == PPS_OK) {
+        status = current_view(job->sub, txn, &job->view);
+    }
     for (size_t i = 0; i < job->n && status == PPS_OK; i++) {
-        status = pps__layout_consume(e, txn, job->sub->dbi, job->ids[i]);
+        status = pps__layout_consume(e, txn, job->view.dbi, job->ids[i]);
     }
     return status;
 }
 
 /* Consumes ids[0..n) in one write transaction. */
 static int
-consume(pps_sub *sub, const uint64_t *ids, size_t n)
+consume_part(pps_sub *sub, const uint64_t *ids, size_t n)
 {
-    consume_job job = {sub, ids, n};
-    return pps__txn_run(sub->env, PPS__NOMETASYNC, consume_body, &job,
-                        "cannot commit consumption");
+    consume_job job = {sub, ids, n, {0, 0, false}};
+    int status = pps__txn_run(sub->env, PPS__NOMETASYNC, consume_body, &job,
+                              "cannot commit consumption");
+    if (status == PPS_OK) {
+        adopt_view(sub, &job.view);
+    }
+    return status;
+}
+
+/* Consumes the first n ids of sub->ids: in one transaction if it fits,
+ * else in parts that fit (a part that finds the map full is halved, and
+ * grows again after a success). The ids it could not consume stay at the
+ * front of sub->ids as owed. */
+static int
+consume(pps_sub *sub, size_t n)
+{
+    size_t done = 0, part = n;
+    int status = PPS_OK;
+    while (done < n) {
+        if (part > n - done) {
+            part = n - done;
+        }
+        status = consume_part(sub, sub->ids + done, part);
+        if (status == PPS_EFULL && part > 1) {
+            pps__err_begin(); /* a smaller part may fit */
+            part /= 2;
+            continue;
+        }
+        if (status != PPS_OK) {
+            break;
+        }
+        done += part;
+        part = part <= (SIZE_MAX / 2) ? part * 2 : part;
+    }
+    if (done > 0 && done < n) {
+        memmove(sub->ids, sub->ids + done, (n - done) * sizeof(*sub->ids));
+    }
+    sub->owed = n - done;
+    return status;
+}
+
+static int
+consume_owed(pps_sub *sub)
+{
+    return consume(sub, sub->owed);
 }
 
 /* Makes room for one more id in the batch buffer; grows geometrically, so a
@@ -202,6 +338,45 @@ reserve_ids(pps_sub *sub, size_t n)
     return PPS_OK;
 }
 
+/* Renews the handle's read transaction on a snapshot in which its pending
+ * database is the one it has open (the generation is the one it opened it
+ * at), and its cursor. */
+static int
+begin_look(pps_sub *sub)
+{
+    for (;;) {
+        if (sub->gen == STALE_GEN) {
+            int status = refresh(sub);
+            if (status != PPS_OK) {
+                return status;
+            }
+        }
+        int status = pps__txn_renew(sub->env, sub->rtxn);
+        if (status != PPS_OK) {
+            return status;
+        }
+        pps__seq seq;
+        status = pps__layout_read_seq(sub->env, sub->rtxn, &seq);
+        if (status != PPS_OK) {
+            mdb_txn_reset(sub->rtxn);
+            return status;
+        }
+        if (seq.gen != sub->gen) {
+            mdb_txn_reset(sub->rtxn);
+            sub->gen = STALE_GEN;
+            continue;
+        }
+        int rc = sub->rcur != NULL
+                     ? mdb_cursor_renew(sub->rtxn, sub->rcur)
+                     : mdb_cursor_open(sub->rtxn, sub->dbi, &sub->rcur);
+        if (rc != 0) {
+            mdb_txn_reset(sub->rtxn);
+            return pps__err_rc(rc, "cannot renew cursor", sub->env->path);
+        }
+        return PPS_OK;
+    }
+}
+
 /*
  * One look at the queue: hands up to max messages to fn and consumes the
  * accepted ones. Returns the number delivered and consumed (> 0),
@@ -210,21 +385,21 @@ reserve_ids(pps_sub *sub, size_t n)
 static int
 deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
 {
-    int status = pps__txn_renew(sub->env, sub->rtxn);
+    /* What an earlier call accepted but could not commit goes first, and
+     * is never handed again. */
+    int status = sub->owed > 0 ? consume_owed(sub) : PPS_OK;
+    if (status == PPS_OK) {
+        status = begin_look(sub);
+    }
     if (status != PPS_OK) {
         return status;
-    }
-    int rc = mdb_cursor_renew(sub->rtxn, sub->rcur);
-    if (rc != 0) {
-        mdb_txn_reset(sub->rtxn);
-        return pps__err_rc(rc, "cannot renew cursor", sub->env->path);
     }
     size_t n_ids = 0;     /* ids to consume: delivered ones and orphans */
     size_t delivered = 0; /* messages the callback accepted */
     bool refused = false;
     uint64_t refused_id = 0;
     MDB_val k, v;
-    rc = mdb_cursor_get(sub->rcur, &k, &v, MDB_FIRST);
+    int rc = mdb_cursor_get(sub->rcur, &k, &v, MDB_FIRST);
     while (rc == 0 && delivered < max) {
         pps_message msg;
         bool orphan;
@@ -254,9 +429,10 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
                              sub->env->path);
     }
     /* Consume what was accepted even if something after it failed: the
-     * callback has seen those messages. */
+     * callback has seen those messages. What cannot be committed now is
+     * owed, and consumed before anything else by the next call. */
     if (n_ids > 0) {
-        int consumed = consume(sub, sub->ids, n_ids);
+        int consumed = consume(sub, n_ids);
         if (consumed != PPS_OK) {
             return consumed;
         }
@@ -326,15 +502,56 @@ pps_sub_receive_batch(pps_sub *sub, size_t max, int timeout_ms,
     return status;
 }
 
-/* Consumes every pending message but the newest (a body of
- * pps__txn_run()). */
+/* What receive_to_top skips: the pending ids below `until`, at most
+ * `limit` of them per transaction. */
+typedef struct skip_job {
+    pps_sub *sub;
+    sub_view view;
+    uint64_t until; /* 0: not known yet (the newest pending id) */
+    size_t limit;
+    bool done;
+} skip_job;
+
+/* Consumes pending messages below job->until (a body of pps__txn_run()). */
 static int
 skip_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 {
-    pps_sub *sub = ctx;
+    skip_job *job = ctx;
+    job->done = false;
     int status = consume_durability(e, txn, durability);
     if (status == PPS_OK) {
-        status = pps__layout_consume_all_but_newest(e, txn, sub->dbi);
+        status = current_view(job->sub, txn, &job->view);
+    }
+    if (status == PPS_OK) {
+        status = pps__layout_consume_below(e, txn, job->view.dbi, &job->until,
+                                           job->limit, &job->done);
+    }
+    return status;
+}
+
+/* Consumes every pending message but the newest: in one transaction if it
+ * fits, else (a full map) in parts that fit, as consume() does. */
+static int
+skip_to_top(pps_sub *sub)
+{
+    skip_job job = {.sub = sub, .limit = SIZE_MAX};
+    int status = sub->owed > 0 ? consume_owed(sub) : PPS_OK;
+    while (status == PPS_OK) {
+        status = pps__txn_run(sub->env, PPS__NOMETASYNC, skip_body, &job,
+                              "cannot commit consumption");
+        if (status == PPS_EFULL && job.limit > 1) {
+            pps__err_begin(); /* a smaller part may fit */
+            job.limit = job.limit == SIZE_MAX ? 1024 : job.limit / 2;
+            status = PPS_OK;
+            continue;
+        }
+        if (status != PPS_OK) {
+            break;
+        }
+        adopt_view(sub, &job.view);
+        if (job.done) {
+            break;
+        }
     }
     return status;
 }
@@ -346,8 +563,7 @@ pps_sub_receive_to_top(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
     pps__err_begin();
     int status = check_handle(sub, fn, "pps_sub_receive_to_top");
     if (status == PPS_OK) {
-        status = pps__txn_run(sub->env, PPS__NOMETASYNC, skip_body, sub,
-                              "cannot commit consumption");
+        status = skip_to_top(sub);
     }
     if (status == PPS_OK) {
         status = receive(sub, 1, timeout_ms, fn, user);

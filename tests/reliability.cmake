@@ -6,6 +6,8 @@ pps_add_test(test_foreign)    # what is not a queue: foreign, damaged, missing
 pps_add_test(test_permissions # file modes, read-only queues
     ISOLATE permissions/read_only_queue_directory_is_a_clear_error) # as nobody
 pps_add_test(test_ids)        # ids that look like paths or format strings
+pps_add_test(test_fullmap)    # draining a full map, large after large, batches
+pps_add_test(test_remove)     # removing a subscriber under running processes
 
 # pps-torture is a controller program, not a Criterion test. CI runs a
 # modest count (36 kills, well under a minute also under ASan on 2 cores),

@@ -260,6 +260,45 @@ PPS_API int pps_ctl_prune_queue(const pps_config *cfg, const char *queue,
 PPS_API int pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
                                 pps_removed *removed);
 
+/**
+ * Removes subscriber sub_id from a queue for good: in one write
+ * transaction, every message it has not consumed is released as if it had
+ * consumed it (its pending count drops; a message no other subscriber
+ * pends on is deleted), its pending database is deleted, which frees its
+ * place under max_db_num, and it leaves the queue's subscriber list. The
+ * removal is flushed (as a send with durability "sync" is) before this
+ * returns, and what it freed is reusable by the next send.
+ *
+ * The queue's configuration must no longer list sub_id under
+ * "subscribers" (pps_ctl_init() would register it again): remove it from
+ * the configuration first, then call this with that configuration. A
+ * publisher of any process goes on working: its next send no longer
+ * writes to the removed subscriber (a publisher whose component names it
+ * in its own "subscribers" gets PPS_ENOTINIT, as for any subscriber that
+ * is not registered). A pps_sub handle of the removed id gets
+ * PPS_ENOTINIT from its next receive ("subscriber ... is not registered"),
+ * also if its callback accepted messages at the moment of the removal;
+ * after a pps_ctl_init() that registers the id again, the same handle
+ * receives what is published from then on.
+ *
+ * The work is proportional to the messages the subscriber had pending,
+ * all in one transaction: on a full map, consume or clear first.
+ * Thread safety: any thread; runs against running handles of any process.
+ *
+ * @param cfg     the configuration.
+ * @param queue   the queue, found as pps_config_queue_find() does.
+ * @param sub_id  the id of a registered subscriber of that queue.
+ * @return PPS_OK; PPS_EINVAL (a NULL argument, an id that is no valid
+ *         subscriber id, or one the queue's configuration still lists:
+ *         nothing was changed); PPS_ENOTFOUND (no such queue, or sub_id is
+ *         not registered in it: nothing was changed); PPS_ENOTINIT (the
+ *         queue is not initialized); PPS_EFOREIGN; PPS_EVERSION; PPS_EFULL
+ *         (the map or the disk is full: nothing was changed);
+ *         PPS_ESTORAGE; PPS_ENOMEM.
+ */
+PPS_API int pps_ctl_remove_subscriber(const pps_config *cfg,
+                                      const char *queue, const char *sub_id);
+
 /** One subscriber in a pps_queue_status. */
 typedef struct pps_subscriber_status {
     const char *id;     /**< owned by the library, valid during the callback */
@@ -374,6 +413,10 @@ PPS_API int pps_pub_open(pps_pub **out, const pps_config *cfg,
  * @param pub   the publisher.
  * @param data  the payload, copied; may be NULL only if len is 0.
  * @param len   its length in bytes (0 is a valid, empty message).
+ * A large message needs consecutive free pages: if the free pages hold it
+ * but not in one run, the send settles and tries once more, and then
+ * returns PPS_EFULL with the size that fits now in pps_last_error().
+ *
  * @return PPS_OK; PPS_EINVAL; PPS_EFULL (the LMDB map or the disk is full:
  *         nothing was written); PPS_EFORKED; PPS_ENOTINIT (a subscriber
  *         the publisher names is no longer registered); PPS_EVERSION;
@@ -383,7 +426,11 @@ PPS_API int pps_pub_send(pps_pub *pub, const void *data, size_t len);
 
 /**
  * Publishes n messages in one transaction: all or none, with consecutive ids
- * in the order given. n may be 0 (nothing happens).
+ * in the order given. n may be 0 (nothing happens). After the messages, in
+ * the same transaction, the high-water mark applies again: while the queue
+ * is over MAX_MSGS_NUM, half of it is pruned as the strategy says (so a
+ * batch larger than the limit keeps only its newest, or with prune_last
+ * its oldest, messages).
  *
  * @param pub   the publisher.
  * @param msgs  n payloads, copied; an entry with a NULL data and a non-zero
@@ -422,10 +469,20 @@ PPS_API int pps_sub_open(pps_sub **out, const pps_config *cfg,
  *                    up to that many milliseconds for a message.
  * @param fn          the callback; must not use this handle.
  * @param user        passed to fn.
+ * On a nearly full map a consumption is committed in parts that fit. A
+ * message fn accepted is never handed again by this handle: if its
+ * consumption cannot be committed (PPS_EFULL, PPS_ESTORAGE), the handle
+ * keeps its id and consumes it first in its next call, before handing
+ * anything (pps_sub_close() tries too); only if the process dies or the
+ * handle is closed before that does it come again.
+ *
  * @return PPS_OK (consumed); PPS_ETIMEDOUT (nothing in time; fn was not
  *         called); PPS_ECALLBACK (fn returned non-zero; kept); PPS_EINVAL;
- *         PPS_EFORKED; PPS_EFULL (the consumption could not be committed
- *         for want of room: the message comes again); PPS_ESTORAGE;
+ *         PPS_EFORKED; PPS_ENOTINIT (the subscriber is no longer
+ *         registered: pps_ctl_remove_subscriber() removed it; also if fn
+ *         accepted messages as it was removed); PPS_EFULL (no room to
+ *         commit a consumption, or the one an earlier call owes: nothing
+ *         was handed to fn if it was the earlier one's); PPS_ESTORAGE;
  *         PPS_ENOMEM.
  */
 PPS_API int pps_sub_receive(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
@@ -433,8 +490,9 @@ PPS_API int pps_sub_receive(pps_sub *sub, int timeout_ms, pps_receive_fn fn,
 
 /**
  * Consumes every pending message of this subscriber but the newest, in one
- * transaction, then receives the newest as pps_sub_receive() does (waiting
- * as timeout_ms says if none is pending).
+ * transaction (on a map too full for that one, in several that fit), then
+ * receives the newest as pps_sub_receive() does (waiting as timeout_ms
+ * says if none is pending).
  *
  * @return as pps_sub_receive().
  */
@@ -447,10 +505,14 @@ PPS_API int pps_sub_receive_to_top(pps_sub *sub, int timeout_ms,
  * transaction. The first refusal stops the batch: that message and the rest
  * stay.
  *
+ * The consumption is one transaction when it fits; on a nearly full map it
+ * is committed in parts that fit, and accepted messages are never handed
+ * again by this handle (as pps_sub_receive() says).
+ *
  * @return the number of messages consumed (>= 1); PPS_ECALLBACK if the first
  *         message was refused; PPS_ETIMEDOUT; PPS_EINVAL (also for max 0);
- *         PPS_EFORKED; PPS_EFULL (as for pps_sub_receive()); PPS_ESTORAGE;
- *         PPS_ENOMEM.
+ *         PPS_EFORKED; PPS_ENOTINIT (as for pps_sub_receive()); PPS_EFULL
+ *         (as for pps_sub_receive()); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_sub_receive_batch(pps_sub *sub, size_t max, int timeout_ms,
                                   pps_receive_fn fn, void *user);

@@ -1,6 +1,6 @@
 # Every command has a help, the same through "help COMMAND",
 # "COMMAND --help" and "COMMAND -h", also with other arguments around.
-for c in init prune clear status send receive check help; do
+for c in init prune clear status send receive check remove-subscriber help; do
   ctl help "$c" >help.txt || echo "help $c failed"
   [ -s help.txt ] || echo "help $c is empty"
   head -n 1 help.txt | grep -q "^Usage: persipubsub-ctl.* $c" ||
