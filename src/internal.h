@@ -6,7 +6,7 @@
  *
  *   error.c, process.c          statuses and details; clocks, the pid
  *   config*.c                   the configuration and finding its queues
- *   layout.c                    every database, key and record of a queue
+ *   layout.c, layout_subs.c     every database, key and record of a queue
  *   queuedir.c, datafile.c,     the queue directory, a look at data.mdb
  *   wakeup.c                    before LMDB opens it, the wake-up file
  *   space.c                     room in the map and on the disk
@@ -211,6 +211,12 @@ int pps__config_find_queues(const pps_config *cfg, const char *name,
 #define PPS__DB_MSG "pps.msg"
 /* The longest name of a subscriber's pending database, NUL included. */
 #define PPS__SUB_NAME_MAX (4 + 255 + 1)
+/* Pending databases are this prefix + subscriber id (layout_subs.c). */
+#define PPS__SUB_PREFIX "sub:"
+/* The meta record listing the subscriber ids, each NUL-terminated. */
+#define PPS__KEY_SUBSCRIBERS "subscribers"
+/* The flags of every database keyed by message id. */
+#define PPS__ID_KEYED MDB_INTEGERKEY
 
 /* The settings record, stored in host byte order (as LMDB itself is). */
 typedef struct pps__settings {
@@ -253,6 +259,14 @@ typedef struct pps__subs {
     size_t n;
     MDB_dbi *dbis; /* n handles, in the order of ids */
 } pps__subs;
+
+/* Writes record `key` of pps.meta (layout.c, layout_subs.c). */
+int pps__layout_put_meta(const pps__env *e, MDB_txn *txn, const char *key,
+                         const void *val, size_t len);
+/* Takes message id off the books of one subscriber whose pending entry is
+ * gone: decrements its pending count, deletes it at 0. */
+int pps__layout_release(const pps__env *e, MDB_txn *txn, uint64_t id,
+                        const char *what);
 
 /* Checks the format of a queue in a read-only environment, before anything
  * is written to it: PPS_OK, PPS_ENOTINIT (no format record yet: an init
