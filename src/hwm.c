@@ -89,7 +89,7 @@ pps__hwm_enforce(const pps__env *e, MDB_txn *txn, const pps__settings *s,
         return status;
     }
     bool newest = s->strategy == PPS__PRUNE_LAST;
-    for (uint64_t todo = pps__hwm_prune_count(count); todo > 0; todo--) {
+    for (uint64_t left = pps__hwm_prune_count(count); left > 0; left--) {
         status = pps__layout_end_msg(e, txn, newest, &id, &meta, &found);
         if (status != PPS_OK) {
             return status;
@@ -117,7 +117,7 @@ pps__hwm_enforce_batch(const pps__env *e, MDB_txn *txn,
     int status = pps__layout_usage(e, txn, &count, &bytes);
     bool newest = s->strategy == PPS__PRUNE_LAST;
     while (status == PPS_OK && count > s->max_msgs_num) {
-        for (uint64_t todo = pps__hwm_prune_count(count); todo > 0; todo--) {
+        for (uint64_t left = pps__hwm_prune_count(count); left > 0; left--) {
             status = pps__layout_end_msg(e, txn, newest, &id, &meta, &found);
             if (status != PPS_OK || !found) {
                 break;

@@ -860,3 +860,54 @@ pps_test_run_as_nobody(void (*fn)(void *), void *arg)
     cr_assert(WIFEXITED(st), "child died of signal %d", WTERMSIG(st));
     return WEXITSTATUS(st);
 }
+
+/* ---- payloads of the publisher and subscriber tests ------------------- */
+
+void
+pps_test_send_str(pps_pub *p, const char *text)
+{
+    int rc = pps_pub_send(p, text, strlen(text));
+    cr_assert_eq(rc, PPS_OK, "send %s: %s: %s", text, pps_status_name(rc),
+                 pps_last_error());
+}
+
+/* A deterministic binary payload for message i (zero bytes included). */
+size_t
+pps_test_pattern_len(size_t i)
+{
+    return i % 97 + 1;
+}
+
+unsigned char
+pps_test_pattern_byte(size_t i, size_t j)
+{
+    return (unsigned char)((i * 31u + j * 7u) & 0xffu);
+}
+
+void
+pps_test_pattern_fill(unsigned char *buf, size_t i, size_t len)
+{
+    for (size_t j = 0; j < len; j++) {
+        buf[j] = pps_test_pattern_byte(i, j);
+    }
+}
+
+void
+pps_test_check_pattern(const pps_test_sink *s, size_t k, size_t i)
+{
+    cr_assert_eq(s->lens[k], pps_test_pattern_len(i), "message %zu: length %zu", i,
+                 s->lens[k]);
+    for (size_t j = 0; j < s->lens[k]; j++) {
+        cr_assert_eq((unsigned char)s->data[k][j], pps_test_pattern_byte(i, j),
+                     "message %zu byte %zu differs", i, j);
+    }
+}
+
+void
+pps_test_check_ids_increasing(const pps_test_sink *s)
+{
+    for (size_t k = 1; k < s->n; k++) {
+        cr_assert_gt(s->ids[k], s->ids[k - 1], "ids not increasing at %zu", k);
+    }
+}
+

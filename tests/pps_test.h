@@ -267,4 +267,15 @@ void pps_test_expect_same_content(const char *root, const pps_test_snap *before,
  * child's exit status (0 in this process), 77 if users cannot be changed. */
 int pps_test_run_as_nobody(void (*fn)(void *), void *arg);
 
+/* Sends text (no NUL) and fails the test unless it went through. */
+void pps_test_send_str(pps_pub *p, const char *text);
+/* A deterministic binary payload for message i (zero bytes included): its
+ * length, byte j, the whole of it; and a check of sink entry k. */
+size_t pps_test_pattern_len(size_t i);
+unsigned char pps_test_pattern_byte(size_t i, size_t j);
+void pps_test_pattern_fill(unsigned char *buf, size_t i, size_t len);
+void pps_test_check_pattern(const pps_test_sink *s, size_t k, size_t i);
+/* Fails unless the sink's ids strictly increase. */
+void pps_test_check_ids_increasing(const pps_test_sink *s);
+
 #endif

@@ -29,60 +29,12 @@ static const char *const SUB_ABC[] = {"a", "b", "c", NULL};
 /* ---- helpers ------------------------------------------------------------ */
 
 static void
-send_str(pps_pub *p, const char *text)
-{
-    int rc = pps_pub_send(p, text, strlen(text));
-    cr_assert_eq(rc, PPS_OK, "send %s: %s: %s", text, pps_status_name(rc),
-                 pps_last_error());
-}
-
-/* A deterministic binary payload for message i (zero bytes included). */
-static size_t
-pattern_len(size_t i)
-{
-    return i % 97 + 1;
-}
-
-static unsigned char
-pattern_byte(size_t i, size_t j)
-{
-    return (unsigned char)((i * 31u + j * 7u) & 0xffu);
-}
-
-static void
-pattern_fill(unsigned char *buf, size_t i, size_t len)
-{
-    for (size_t j = 0; j < len; j++) {
-        buf[j] = pattern_byte(i, j);
-    }
-}
-
-static void
-check_pattern(const pps_test_sink *s, size_t k, size_t i)
-{
-    cr_assert_eq(s->lens[k], pattern_len(i), "message %zu: length %zu", i,
-                 s->lens[k]);
-    for (size_t j = 0; j < s->lens[k]; j++) {
-        cr_assert_eq((unsigned char)s->data[k][j], pattern_byte(i, j),
-                     "message %zu byte %zu differs", i, j);
-    }
-}
-
-static void
-check_ids_increasing(const pps_test_sink *s)
-{
-    for (size_t k = 1; k < s->n; k++) {
-        cr_assert_gt(s->ids[k], s->ids[k - 1], "ids not increasing at %zu", k);
-    }
-}
-
-static void
 send_numbered(pps_pub *pub, int from, int to)
 {
     char text[32];
     for (int i = from; i < to; i++) {
         snprintf(text, sizeof(text), "n%d", i);
-        send_str(pub, text);
+        pps_test_send_str(pub, text);
     }
 }
 
@@ -107,8 +59,8 @@ Test(publisher, fifo_fanout_three_subscribers, .timeout = 120)
                         pps_test_sub_open(cfg, "c")};
     unsigned char buf[128];
     for (size_t i = 0; i < N; i++) {
-        size_t len = pattern_len(i);
-        pattern_fill(buf, i, len);
+        size_t len = pps_test_pattern_len(i);
+        pps_test_pattern_fill(buf, i, len);
         int rc = pps_pub_send(pub, buf, len);
         cr_assert_eq(rc, PPS_OK, "send %zu: %s", i, pps_last_error());
     }
@@ -133,9 +85,9 @@ Test(publisher, fifo_fanout_three_subscribers, .timeout = 120)
         }
         cr_assert_eq(sink->n, (size_t)N);
         pps_test_expect_empty(subs[s]);
-        check_ids_increasing(sink);
+        pps_test_check_ids_increasing(sink);
         for (size_t i = 0; i < N; i++) {
-            check_pattern(sink, i, i);
+            pps_test_check_pattern(sink, i, i);
         }
         pps_test_sink_del(sink);
     }
@@ -170,7 +122,7 @@ Test(publisher, published_ns_is_the_send_time, .timeout = 30)
     pps_sub *sub = pps_test_sub_open(cfg, "a");
     stamp_check c = {0};
     c.lo = pps_test_real_ns();
-    send_str(pub, "stamp");
+    pps_test_send_str(pub, "stamp");
     c.hi = pps_test_real_ns();
     cr_assert_eq(pps_sub_receive(sub, 0, take_stamp, &c), PPS_OK);
     cr_assert_eq(c.calls, 1);
@@ -203,15 +155,15 @@ Test(publisher, send_many_order_and_ids, .timeout = 30)
     unsigned char bufs[N][128];
     pps_buf msgs[N];
     for (size_t i = 0; i < N; i++) {
-        pattern_fill(bufs[i], i, pattern_len(i));
+        pps_test_pattern_fill(bufs[i], i, pps_test_pattern_len(i));
         msgs[i].data = bufs[i];
-        msgs[i].len = pattern_len(i);
+        msgs[i].len = pps_test_pattern_len(i);
     }
     msgs[7].data = NULL; /* an empty entry is fine */
     msgs[7].len = 0;
     int rc = pps_pub_send_many(pub, msgs, N);
     cr_assert_eq(rc, PPS_OK, "%s", pps_last_error());
-    send_str(pub, "single");
+    pps_test_send_str(pub, "single");
 
     pps_test_sink *ra = pps_test_sink_new();
     pps_test_sink *rb = pps_test_sink_new();
@@ -225,7 +177,7 @@ Test(publisher, send_many_order_and_ids, .timeout = 30)
             if (i == 7) {
                 cr_assert_eq(s->lens[i], 0u);
             } else {
-                check_pattern(s, i, i);
+                pps_test_check_pattern(s, i, i);
             }
             cr_assert_eq(s->ids[i], s->ids[0] + i, "ids not consecutive");
         }
@@ -426,7 +378,7 @@ Test(publisher, null_arguments, .timeout = 30)
     /* none of that sent anything or consumed anything */
     cr_assert_eq(pps_sub_receive(s, 0, pps_test_count_calls, &calls),
                  PPS_ETIMEDOUT);
-    send_str(p, "still here");
+    pps_test_send_str(p, "still here");
     /* a NULL callback does not consume a pending message either */
     cr_assert_eq(pps_sub_receive(s, 0, NULL, NULL), PPS_EINVAL);
     cr_assert_eq(pps_sub_receive_to_top(s, 0, NULL, NULL), PPS_EINVAL);
@@ -456,7 +408,7 @@ Test(publisher, empty_messages, .timeout = 30)
     cr_assert_eq(pps_pub_send(pub, NULL, 0), PPS_OK, "%s", pps_last_error());
     cr_assert_eq(pps_pub_send(pub, "ignored", 0), PPS_OK, "%s",
                  pps_last_error());
-    send_str(pub, "x");
+    pps_test_send_str(pub, "x");
     for (pps_sub *s = a; s != NULL; s = s == a ? b : NULL) {
         pps_test_sink *r = pps_test_sink_new();
         cr_assert_eq(pps_test_drain(s, r), 3u);
@@ -464,7 +416,7 @@ Test(publisher, empty_messages, .timeout = 30)
         cr_assert_eq(r->lens[1], 0u);
         cr_assert_eq(r->lens[2], 1u);
         cr_assert_str_eq(r->data[2], "x");
-        check_ids_increasing(r);
+        pps_test_check_ids_increasing(r);
         pps_test_sink_del(r);
     }
     cr_assert_eq(pps_test_queue_usage(cfg).count, 0u);
@@ -642,7 +594,7 @@ Test(publisher, threads_publish_and_receive_concurrently, .timeout = 180)
                      sj[k].rc, sj[k].err);
         cr_assert_eq(s->n, (size_t)T_TOTAL, "subscriber %s got %zu", sj[k].id,
                      s->n);
-        check_ids_increasing(s);
+        pps_test_check_ids_increasing(s);
         int next[T_PUBS] = {0};
         for (size_t m = 0; m < s->n; m++) {
             int t = -1, i = -1;
@@ -759,23 +711,23 @@ Test(publisher, one_queue_through_two_spellings_of_its_path, .timeout = 30)
              "\"max_db_size_bytes\": 268435456, \"subscribers\": [\"a\"]}}}");
     pps_pub *pub = pps_test_pub_open(cfg_b, "pub");
     pps_sub *sub = pps_test_sub_open(cfg_a, "a");
-    send_str(pub, "one");
+    pps_test_send_str(pub, "one");
     pps_test_sink *r = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, r), PPS_OK);
     /* closing the handle of one spelling leaves the other working */
     pps_pub_close(pub);
     pps_pub *pub2 = pps_test_pub_open(cfg_a, "pub");
-    send_str(pub2, "two");
+    pps_test_send_str(pub2, "two");
     cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, r), PPS_OK);
     pps_sub_close(sub);
     sub = pps_test_sub_open(cfg_b, "a");
-    send_str(pub2, "three");
+    pps_test_send_str(pub2, "three");
     cr_assert_eq(pps_sub_receive(sub, 0, pps_test_collect, r), PPS_OK);
     cr_assert_eq(r->n, 3u);
     cr_assert_str_eq(r->data[0], "one");
     cr_assert_str_eq(r->data[1], "two");
     cr_assert_str_eq(r->data[2], "three");
-    check_ids_increasing(r);
+    pps_test_check_ids_increasing(r);
     pps_test_sink_del(r);
     pps_sub_close(sub);
     pps_pub_close(pub2);

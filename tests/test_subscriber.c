@@ -28,54 +28,6 @@ static const char *const SUB_AB[] = {"a", "b", NULL};
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static void
-send_str(pps_pub *p, const char *text)
-{
-    int rc = pps_pub_send(p, text, strlen(text));
-    cr_assert_eq(rc, PPS_OK, "send %s: %s: %s", text, pps_status_name(rc),
-                 pps_last_error());
-}
-
-/* A deterministic binary payload for message i (zero bytes included). */
-static size_t
-pattern_len(size_t i)
-{
-    return i % 97 + 1;
-}
-
-static unsigned char
-pattern_byte(size_t i, size_t j)
-{
-    return (unsigned char)((i * 31u + j * 7u) & 0xffu);
-}
-
-static void
-pattern_fill(unsigned char *buf, size_t i, size_t len)
-{
-    for (size_t j = 0; j < len; j++) {
-        buf[j] = pattern_byte(i, j);
-    }
-}
-
-static void
-check_pattern(const pps_test_sink *s, size_t k, size_t i)
-{
-    cr_assert_eq(s->lens[k], pattern_len(i), "message %zu: length %zu", i,
-                 s->lens[k]);
-    for (size_t j = 0; j < s->lens[k]; j++) {
-        cr_assert_eq((unsigned char)s->data[k][j], pattern_byte(i, j),
-                     "message %zu byte %zu differs", i, j);
-    }
-}
-
-static void
-check_ids_increasing(const pps_test_sink *s)
-{
-    for (size_t k = 1; k < s->n; k++) {
-        cr_assert_gt(s->ids[k], s->ids[k - 1], "ids not increasing at %zu", k);
-    }
-}
-
 /* ---- persistence -------------------------------------------------------- */
 
 Test(subscriber, pending_messages_survive_reopen, .timeout = 60)
@@ -86,8 +38,8 @@ Test(subscriber, pending_messages_survive_reopen, .timeout = 60)
     pps_sub *a = pps_test_sub_open(cfg, "a");
     unsigned char buf[128];
     for (size_t i = 0; i < 10; i++) {
-        pattern_fill(buf, i, pattern_len(i));
-        cr_assert_eq(pps_pub_send(pub, buf, pattern_len(i)), PPS_OK);
+        pps_test_pattern_fill(buf, i, pps_test_pattern_len(i));
+        cr_assert_eq(pps_pub_send(pub, buf, pps_test_pattern_len(i)), PPS_OK);
     }
     pps_test_sink *first = pps_test_sink_new();
     for (int i = 0; i < 3; i++) {
@@ -111,16 +63,16 @@ Test(subscriber, pending_messages_survive_reopen, .timeout = 60)
     cr_assert_eq(pps_test_drain(a, ra), 7u);
     cr_assert_eq(pps_test_drain(b, rb), 10u);
     for (size_t k = 0; k < 7; k++) {
-        check_pattern(ra, k, k + 3);
+        pps_test_check_pattern(ra, k, k + 3);
         cr_assert_eq(ra->ids[k], first_id + 3 + k);
     }
     for (size_t k = 0; k < 10; k++) {
-        check_pattern(rb, k, k);
+        pps_test_check_pattern(rb, k, k);
         cr_assert_eq(rb->ids[k], first_id + k);
     }
     /* The sequence continues after reopening: no id is reused. */
     pub = pps_test_pub_open(cfg, "pub");
-    send_str(pub, "after");
+    pps_test_send_str(pub, "after");
     pps_test_sink *rc2 = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive(a, 0, pps_test_collect, rc2), PPS_OK);
     cr_assert_gt(rc2->ids[0], rb->ids[9]);
@@ -145,8 +97,8 @@ Test(subscriber, callback_refusal_keeps_message, .timeout = 30)
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *a = pps_test_sub_open(cfg, "a");
     pps_sub *b = pps_test_sub_open(cfg, "b");
-    send_str(pub, "first");
-    send_str(pub, "second");
+    pps_test_send_str(pub, "first");
+    pps_test_send_str(pub, "second");
 
     pps_test_sink *ra = pps_test_sink_new();
     ra->refuse = 42;
@@ -259,7 +211,7 @@ Test(subscriber, wait_forever_in_thread_wakes_on_send, .timeout = 30)
     cr_assert(pps_test_wait_for_waiters(qpath, 0, 20000),
               "the receiving thread never went to sleep");
     free(qpath);
-    send_str(pub, "wake up");
+    pps_test_send_str(pub, "wake up");
     cr_assert_eq(pthread_join(t, NULL), 0);
     cr_assert_eq(w.rc, PPS_OK, "%s", pps_status_name(w.rc));
     cr_assert_eq(w.sink->n, 1u);
@@ -300,7 +252,7 @@ Test(subscriber, wait_forever_in_child_process_wakes_on_send, .timeout = 30)
               "the receiving child never went to sleep");
     free(qpath);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
-    send_str(pub, "across processes");
+    pps_test_send_str(pub, "across processes");
     pps_test_wait_ok(pid);
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -319,7 +271,7 @@ Test(subscriber, receive_to_top_delivers_newest_only, .timeout = 30)
     char text[32];
     for (int i = 0; i < 10; i++) {
         snprintf(text, sizeof(text), "m%d", i);
-        send_str(pub, text);
+        pps_test_send_str(pub, text);
     }
     pps_test_sink *ra = pps_test_sink_new();
     int rc = pps_sub_receive_to_top(a, 0, pps_test_collect, ra);
@@ -338,7 +290,7 @@ Test(subscriber, receive_to_top_delivers_newest_only, .timeout = 30)
     /* Refusing the newest keeps it (and only it). */
     for (int i = 10; i < 13; i++) {
         snprintf(text, sizeof(text), "m%d", i);
-        send_str(pub, text);
+        pps_test_send_str(pub, text);
     }
     ra->refuse = 1;
     cr_assert_eq(pps_sub_receive_to_top(a, 0, pps_test_collect, ra),
@@ -366,7 +318,7 @@ Test(subscriber, receive_to_top_on_empty_times_out, .timeout = 30)
     cr_assert_eq(calls, 0);
     /* A single pending message is the newest: delivered. */
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
-    send_str(pub, "only");
+    pps_test_send_str(pub, "only");
     pps_test_sink *s = pps_test_sink_new();
     cr_assert_eq(pps_sub_receive_to_top(a, 0, pps_test_collect, s), PPS_OK);
     cr_assert_str_eq(s->data[0], "only");
@@ -403,7 +355,7 @@ send_numbered(pps_pub *pub, int from, int to)
     char text[32];
     for (int i = from; i < to; i++) {
         snprintf(text, sizeof(text), "n%d", i);
-        send_str(pub, text);
+        pps_test_send_str(pub, text);
     }
 }
 
@@ -445,7 +397,7 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     for (int i = 2; i < 5; i++) {
         expect_numbered(s, (size_t)i, i);
     }
-    check_ids_increasing(s);
+    pps_test_check_ids_increasing(s);
     cr_assert_eq(pps_sub_receive_batch(a, 100, 0, picky_cb, &p),
                  PPS_ETIMEDOUT);
     pps_test_sink_free(s);
@@ -463,7 +415,7 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     for (int i = 0; i < 5; i++) {
         expect_numbered(s, (size_t)i, 10 + i);
     }
-    check_ids_increasing(s);
+    pps_test_check_ids_increasing(s);
     for (size_t k = 1; k < 5; k++) {
         cr_assert_eq(s->ids[k], s->ids[0] + k);
     }
@@ -526,7 +478,7 @@ Test(subscriber, subscriber_ids_like_internal_names, .timeout = 60)
                 cr_assert_eq(sink->ids[i], ids0[i]);
             }
         }
-        check_ids_increasing(sink);
+        pps_test_check_ids_increasing(sink);
         pps_test_sink_del(sink);
         /* payloads stay until the last subscriber consumed them */
         cr_assert_eq(pps_test_queue_usage(cfg).count,
@@ -536,7 +488,7 @@ Test(subscriber, subscriber_ids_like_internal_names, .timeout = 60)
     /* the queue still works: settings, sequence and list intact */
     cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
     pps_pub *pub2 = pps_test_pub_open(cfg, "pub");
-    send_str(pub2, "again");
+    pps_test_send_str(pub2, "again");
     for (int s = 0; s < S; s++) {
         pps_test_sink *sink = pps_test_sink_new();
         cr_assert_eq(pps_test_drain(subs[s], sink), 1u);
@@ -560,7 +512,7 @@ Test(subscriber, subscriber_added_after_init_is_enotinit, .timeout = 30)
     char *dir = pps_test_tmpdir();
     pps_config *old = pps_test_simple(dir, SUB_A, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(old, "pub");
-    send_str(pub, "before b");
+    pps_test_send_str(pub, "before b");
     pps_pub_close(pub);
     pps_config *cfg = pps_test_config(
         dir, "{\"pub\": {\"out_queue\": \"q\"},\n"
@@ -590,7 +542,7 @@ Test(subscriber, subscriber_added_after_init_is_enotinit, .timeout = 30)
     pps_sub *b = pps_test_sub_open(cfg, "b");
     pps_test_expect_empty(b); /* nothing from before it was added */
     p = pps_test_pub_open(cfg, "to_b");
-    send_str(p, "for b");
+    pps_test_send_str(p, "for b");
     pps_test_sink_free(got);
     cr_assert_eq(pps_test_drain(b, got), 1u);
     cr_assert_str_eq(got->data[0], "for b");
@@ -612,7 +564,7 @@ Test(subscriber, handles_after_fork, .timeout = 60)
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *a = pps_test_sub_open(cfg, "a");
-    send_str(pub, "from parent");
+    pps_test_send_str(pub, "from parent");
 
     pid_t parent = getpid();
     pid_t pid = pps_test_fork();
@@ -676,8 +628,8 @@ Test(subscriber, handles_after_fork, .timeout = 60)
     cr_assert_eq(pps_test_drain(a, ra), 2u);
     cr_assert_str_eq(ra->data[0], "from parent");
     cr_assert_str_eq(ra->data[1], "from child");
-    check_ids_increasing(ra);
-    send_str(pub, "parent again");
+    pps_test_check_ids_increasing(ra);
+    pps_test_send_str(pub, "parent again");
     cr_assert_eq(pps_test_drain(a, ra), 1u);
     cr_assert_str_eq(ra->data[2], "parent again");
     cr_assert_gt(ra->ids[2], ra->ids[1]);
@@ -742,7 +694,7 @@ Test(subscriber, handle_churn_releases_reader_slots, .timeout = 60)
         pps_sub *s = pps_test_sub_open(cfg, "a");
         char text[32];
         snprintf(text, sizeof(text), "n%d", i);
-        send_str(p, text);
+        pps_test_send_str(p, text);
         pps_test_sink *r = pps_test_sink_new();
         int rc = pps_sub_receive(s, 0, pps_test_collect, r);
         cr_assert_eq(rc, PPS_OK, "round %d: %s: %s", i, pps_status_name(rc),
