@@ -765,3 +765,97 @@ Test(subscriber, handle_churn_releases_reader_slots, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+
+/* ---- every documented status of a receive (docs/reliability.rst) -------- */
+
+/* Overwrites the metadata record of message id with `len` bytes through
+ * the library's own environment (one MDB_env per process), as a damaged
+ * disk would leave it. */
+static void
+damage_metadata(const pps_config *cfg, uint64_t id, size_t len)
+{
+    pps__env *e;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    MDB_txn *txn;
+    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+    char junk[64] = "not the metadata of a message";
+    cr_assert_leq(len, sizeof(junk));
+    MDB_val k = {sizeof(id), &id}, v = {len, junk};
+    int rc = mdb_put(txn, e->dbs.msg, &k, &v, 0);
+    cr_assert_eq(rc, 0, "%s", mdb_strerror(rc));
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    pps__env_release(e);
+}
+
+/* A receive callback that notes the id in the uint64_t at user and keeps
+ * the message. */
+static int
+note_id_and_refuse(const pps_message *msg, void *user)
+{
+    *(uint64_t *)user = msg->id;
+    return 1;
+}
+
+Test(subscriber, receive_of_damaged_metadata_is_estorage, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    send_str(pub, "damaged");
+    uint64_t id = 0; /* learn its id, keep it */
+    cr_assert_eq(pps_sub_receive(a, 0, note_id_and_refuse, &id),
+                 PPS_ECALLBACK);
+    cr_assert_neq(id, 0);
+    damage_metadata(cfg, id, 3);
+    int calls = 0;
+    int rc = pps_sub_receive(a, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    pps_test_expect_detail(NULL, "receive of damaged metadata");
+    rc = pps_sub_receive_to_top(a, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive_to_top: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    rc = pps_sub_receive_batch(a, 4, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive_batch: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_eq(calls, 0, "a damaged message was handed to the callback");
+    pps_sub_close(a);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(subscriber, receive_batch_of_a_removed_subscriber_is_enotinit,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    send_str(pub, "one");
+    /* The same queue DIR/q, without b. */
+    char *path = pps_test_write(
+        dir, "without.json",
+        "{\"pub\": {\"out_queue\": \"q\"}, \"a\": {\"in_queue\": \"q\"},"
+        " \"queues\": {\"q\": {\"path\": \"q\", \"subscribers\": [\"a\"]}}}");
+    pps_config *without = NULL;
+    cr_assert_eq(pps_config_load(&without, path), PPS_OK, "%s",
+                 pps_last_error());
+    cr_assert_eq(pps_ctl_remove_subscriber(without, "q", "b"), PPS_OK, "%s",
+                 pps_last_error());
+    int calls = 0;
+    int rc = pps_sub_receive_batch(b, 4, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ENOTINIT, "receive_batch: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_not_null(strstr(pps_last_error(), "\"b\" is not registered"),
+                       "%s", pps_last_error());
+    cr_assert_eq(calls, 0);
+    pps_config_free(without);
+    free(path);
+    pps_sub_close(b);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
