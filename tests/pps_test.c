@@ -351,6 +351,41 @@ pps_test_queue_usage(const pps_config *cfg)
     return u;
 }
 
+void
+pps_test_put_raw(const pps_config *cfg, const char *db, unsigned flags,
+                 const void *key, size_t klen, const void *val, size_t vlen)
+{
+    pps__env *e = NULL;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+    int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    cr_assert_eq(rc, 0, "%s: %s", db, mdb_strerror(rc));
+    MDB_val k = {klen, pps__unconst(key)}, v = {vlen, pps__unconst(val)};
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    cr_assert_eq(rc, 0, "%s: %s", db, mdb_strerror(rc));
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    pps__env_release(e);
+}
+
+void
+pps_test_bump_generation(const pps_config *cfg)
+{
+    pps__env *e = NULL;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    MDB_txn *txn = NULL;
+    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+    pps__seq seq;
+    cr_assert_eq(pps__layout_read_seq(e, txn, &seq), PPS_OK);
+    seq.gen++;
+    cr_assert_eq(pps__layout_write_seq(e, txn, &seq), PPS_OK);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    pps__env_release(e);
+}
+
 static void
 log_problem(const char *queue_path, const char *problem, int repaired,
             void *user)

@@ -787,45 +787,6 @@ Test(publisher, one_queue_through_two_spellings_of_its_path, .timeout = 30)
 
 /* ---- every documented status of a send (docs/reliability.rst) ----------- */
 
-/* Writes key/val into database `db` of the first queue of cfg with plain
- * LMDB calls on the library's own environment (one MDB_env per process), as
- * a damaged disk or another version of the library would leave it. */
-static void
-put_raw(const pps_config *cfg, const char *db, unsigned flags,
-        const void *key, size_t klen, const void *val, size_t vlen)
-{
-    pps__env *e;
-    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
-                 pps_last_error());
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
-    int rc = mdb_dbi_open(txn, db, flags, &dbi);
-    cr_assert_eq(rc, 0, "%s: %s", db, mdb_strerror(rc));
-    MDB_val k = {klen, pps__unconst(key)}, v = {vlen, pps__unconst(val)};
-    rc = mdb_put(txn, dbi, &k, &v, 0);
-    cr_assert_eq(rc, 0, "%s: %s", db, mdb_strerror(rc));
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    pps__env_release(e);
-}
-
-/* Bumps the generation of the sequence record: every publisher reloads
- * the queue's format, settings and subscribers at its next send. */
-static void
-bump_generation(const pps_config *cfg)
-{
-    pps__env *e;
-    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK);
-    MDB_txn *txn;
-    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
-    pps__seq seq;
-    cr_assert_eq(pps__layout_read_seq(e, txn, &seq), PPS_OK);
-    seq.gen++;
-    cr_assert_eq(pps__layout_write_seq(e, txn, &seq), PPS_OK);
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    pps__env_release(e);
-}
-
 /* Expects send and send_many on pub to return exactly want, and the queue
  * to hold `messages` afterwards (nothing written). */
 static void
@@ -893,8 +854,8 @@ Test(publisher, send_to_a_queue_of_a_newer_format_is_eversion,
     cr_assert_eq(pps_pub_send(pub, "before", 6), PPS_OK);
     /* A newer library rewrote the queue under the open handle. */
     uint32_t v2 = PPS__FORMAT_VERSION + 1;
-    put_raw(cfg, PPS__DB_META, 0, "format", 6, &v2, sizeof(v2));
-    bump_generation(cfg);
+    pps_test_put_raw(cfg, PPS__DB_META, 0, "format", 6, &v2, sizeof(v2));
+    pps_test_bump_generation(cfg);
     expect_sends(cfg, pub, PPS_EVERSION, 1, "a queue of a newer format");
     pps_pub_close(pub);
     pps_config_free(cfg);
@@ -910,7 +871,8 @@ Test(publisher, send_into_a_damaged_queue_is_estorage, .timeout = 60)
     /* A payload stored under the largest id: the next id is not above the
      * last stored one. */
     uint64_t top = UINT64_MAX;
-    put_raw(cfg, PPS__DB_DATA, PPS__ID_KEYED, &top, sizeof(top), "z", 1);
+    pps_test_put_raw(cfg, PPS__DB_DATA, PPS__ID_KEYED, &top, sizeof(top),
+                     "z", 1);
     int rc = pps_pub_send(pub, "x", 1);
     cr_assert_eq(rc, PPS_ESTORAGE, "pps_pub_send: %s: %s",
                  pps_status_name(rc), pps_last_error());

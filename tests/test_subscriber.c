@@ -768,26 +768,6 @@ Test(subscriber, handle_churn_releases_reader_slots, .timeout = 60)
 
 /* ---- every documented status of a receive (docs/reliability.rst) -------- */
 
-/* Overwrites the metadata record of message id with `len` bytes through
- * the library's own environment (one MDB_env per process), as a damaged
- * disk would leave it. */
-static void
-damage_metadata(const pps_config *cfg, uint64_t id, size_t len)
-{
-    pps__env *e;
-    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
-                 pps_last_error());
-    MDB_txn *txn;
-    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
-    char junk[64] = "not the metadata of a message";
-    cr_assert_leq(len, sizeof(junk));
-    MDB_val k = {sizeof(id), &id}, v = {len, junk};
-    int rc = mdb_put(txn, e->dbs.msg, &k, &v, 0);
-    cr_assert_eq(rc, 0, "%s", mdb_strerror(rc));
-    cr_assert_eq(mdb_txn_commit(txn), 0);
-    pps__env_release(e);
-}
-
 /* A receive callback that notes the id in the uint64_t at user and keeps
  * the message. */
 static int
@@ -808,7 +788,9 @@ Test(subscriber, receive_of_damaged_metadata_is_estorage, .timeout = 60)
     cr_assert_eq(pps_sub_receive(a, 0, note_id_and_refuse, &id),
                  PPS_ECALLBACK);
     cr_assert_neq(id, 0);
-    damage_metadata(cfg, id, 3);
+    /* 3 bytes where 16 are expected. */
+    pps_test_put_raw(cfg, PPS__DB_MSG, PPS__ID_KEYED, &id, sizeof(id), "bad",
+                     3);
     int calls = 0;
     int rc = pps_sub_receive(a, 0, pps_test_count_calls, &calls);
     cr_assert_eq(rc, PPS_ESTORAGE, "receive: %s: %s", pps_status_name(rc),
