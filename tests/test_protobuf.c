@@ -891,3 +891,29 @@ Test(protobuf, out_of_memory_is_enomem_and_keeps_the_message, .timeout = 60)
     fixture_free(big);
     env_close(&e);
 }
+
+Test(protobuf, consumption_on_a_full_map_is_efull, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
+    fixture *f = fixture_new(1, 1, 1, 1);
+    send_pb(pub, &f->reading);
+    /* Somebody else took every page, the room kept for consumption too. */
+    unsigned fill = pps_test_fill_map_raw(cfg);
+    int calls = 0;
+    int rc = pps_sub_receive_pb(sub, &demo__reading__descriptor, 0,
+                                count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    pps_test_unfill_map_raw(cfg, fill);
+    /* The owed consumption commits now; the message does not come again. */
+    expect_empty(sub);
+    cr_assert_eq(calls, 1);
+    fixture_free(f);
+    pps_sub_close(sub);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}

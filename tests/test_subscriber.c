@@ -841,3 +841,44 @@ Test(subscriber, receive_batch_of_a_removed_subscriber_is_enotinit,
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }
+
+Test(subscriber, consumption_on_a_map_filled_to_the_last_page_is_efull,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *s1 = pps_test_sub_open(cfg, "s1");
+    send_str(pub, "one");
+    send_str(pub, "two");
+    /* Somebody else took every page, the room kept for consumption too. */
+    unsigned fill = pps_test_fill_map_raw(cfg);
+    int calls = 0;
+    int rc = pps_sub_receive(s1, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_eq(calls, 1, "the message was not handed before its commit");
+    /* Each later call first owes that consumption: nothing is handed. */
+    rc = pps_sub_receive(s1, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive again: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    rc = pps_sub_receive_to_top(s1, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive_to_top: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    rc = pps_sub_receive_batch(s1, 4, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive_batch: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_eq(calls, 1, "a message was handed while one was owed");
+    /* With room again, the owed consumption commits first: "one" never
+     * comes again. */
+    pps_test_unfill_map_raw(cfg, fill);
+    pps_test_sink *s = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(s1, s), 1);
+    cr_assert_str_eq(s->data[0], "two");
+    pps_test_sink_del(s);
+    pps_test_expect_consistent(cfg);
+    pps_sub_close(s1);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
