@@ -31,7 +31,8 @@
 /* ---- what is not a queue ------------------------------------------------ */
 
 /* Every way in (open a publisher or subscriber, status, check with and
- * without repair, prune, clear, each for every queue and for queue "q")
+ * without repair, prune, clear, each for every queue and for queue "q",
+ * and removing a subscriber)
  * refuses with exactly `want`, names qpath, and opens nothing. */
 static void
 expect_refused(const pps_config *cfg, const char *qpath, int want,
