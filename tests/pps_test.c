@@ -351,6 +351,111 @@ pps_test_queue_usage(const pps_config *cfg)
     return u;
 }
 
+void
+pps_test_put_raw(const pps_config *cfg, const char *db, unsigned flags,
+                 const void *key, size_t klen, const void *val, size_t vlen)
+{
+    pps__env *e = NULL;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+    int rc = mdb_dbi_open(txn, db, flags, &dbi);
+    cr_assert_eq(rc, 0, "%s: %s", db, mdb_strerror(rc));
+    MDB_val k = {klen, pps__unconst(key)}, v = {vlen, pps__unconst(val)};
+    rc = mdb_put(txn, dbi, &k, &v, 0);
+    cr_assert_eq(rc, 0, "%s: %s", db, mdb_strerror(rc));
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    pps__env_release(e);
+}
+
+/* Puts "pps-test-fill-N" records of `size` bytes into pps.meta, each in a
+ * transaction of its own, halving the size on MDB_MAP_FULL; returns the
+ * next N. */
+static unsigned
+fill_meta(MDB_env *env, MDB_dbi dbi, size_t size, unsigned n)
+{
+    char *junk = calloc(1, size);
+    cr_assert_not_null(junk);
+    while (size >= 8) {
+        char key[32];
+        snprintf(key, sizeof(key), "pps-test-fill-%u", n);
+        MDB_txn *txn = NULL;
+        cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+        MDB_val k = {strlen(key), key}, v = {size, junk};
+        int rc = mdb_put(txn, dbi, &k, &v, 0);
+        if (rc == 0) {
+            rc = mdb_txn_commit(txn);
+            if (rc == 0) {
+                n++;
+                continue;
+            }
+        } else {
+            mdb_txn_abort(txn);
+        }
+        cr_assert_eq(rc, MDB_MAP_FULL, "filling the map: %s",
+                     mdb_strerror(rc));
+        size /= 2;
+    }
+    free(junk);
+    return n;
+}
+
+unsigned
+pps_test_fill_map_raw(const pps_config *cfg)
+{
+    pps__env *e = NULL;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    unsigned n = fill_meta(e->env, e->dbs.meta, 256 * 1024, 0);
+    pps__env_release(e);
+    return n;
+}
+
+void
+pps_test_unfill_map_raw(const pps_config *cfg, unsigned n)
+{
+    pps__env *e = NULL;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    MDB_txn *txn = NULL;
+    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+    for (unsigned i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "pps-test-fill-%u", i);
+        MDB_val k = {strlen(key), key};
+        int rc = mdb_del(txn, e->dbs.meta, &k, NULL);
+        cr_assert_eq(rc, 0, "%s: %s", key, mdb_strerror(rc));
+    }
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    /* LMDB reuses the pages a commit freed only two commits later. */
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+        MDB_val k = {14, "pps-test-fill-"}, v = {1, "x"};
+        cr_assert_eq(mdb_put(txn, e->dbs.meta, &k, &v, 0), 0);
+        cr_assert_eq(mdb_del(txn, e->dbs.meta, &k, NULL), 0);
+        cr_assert_eq(mdb_txn_commit(txn), 0);
+    }
+    pps__env_release(e);
+}
+
+void
+pps_test_bump_generation(const pps_config *cfg)
+{
+    pps__env *e = NULL;
+    cr_assert_eq(pps__env_acquire(&e, &cfg->queues[0], false), PPS_OK, "%s",
+                 pps_last_error());
+    MDB_txn *txn = NULL;
+    cr_assert_eq(mdb_txn_begin(e->env, NULL, 0, &txn), 0);
+    pps__seq seq;
+    cr_assert_eq(pps__layout_read_seq(e, txn, &seq), PPS_OK);
+    seq.gen++;
+    cr_assert_eq(pps__layout_write_seq(e, txn, &seq), PPS_OK);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    pps__env_release(e);
+}
+
 static void
 log_problem(const char *queue_path, const char *problem, int repaired,
             void *user)

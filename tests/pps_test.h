@@ -115,6 +115,27 @@ typedef struct pps_test_usage {
 } pps_test_usage;
 pps_test_usage pps_test_queue_usage(const pps_config *cfg);
 
+/* Writes key/val into LMDB database `db` (opened with `flags`) of the first
+ * queue of cfg, with plain LMDB calls on the library's own environment (one
+ * MDB_env per process), as a damaged disk or another version of the library
+ * would leave it. */
+void pps_test_put_raw(const pps_config *cfg, const char *db, unsigned flags,
+                      const void *key, size_t klen, const void *val,
+                      size_t vlen);
+
+/* Fills the first queue's LMDB map to the last page with records of its
+ * own (past the room the library keeps for consumption), through plain
+ * LMDB calls; returns how many records, for pps_test_unfill_map_raw(). */
+unsigned pps_test_fill_map_raw(const pps_config *cfg);
+
+/* Deletes the n records of pps_test_fill_map_raw(). */
+void pps_test_unfill_map_raw(const pps_config *cfg, unsigned n);
+
+/* Bumps the generation of the first queue's sequence record: every
+ * publisher reloads the queue's format, settings and subscribers at its
+ * next send. */
+void pps_test_bump_generation(const pps_config *cfg);
+
 /* Fails the test unless pps_ctl_check() finds no problem (each is logged). */
 void pps_test_expect_consistent(const pps_config *cfg);
 

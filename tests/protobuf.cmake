@@ -1,9 +1,10 @@
 # Tests of the protobuf-c helpers and of the documentation (cmake/
 # protobuf.cmake builds what they use). Included by tests/CMakeLists.txt.
 
-pps_add_test(test_protobuf)
+pps_add_test(test_protobuf pps_alloc.c) # failing allocations: PPS_ENOMEM
 target_link_libraries(test_protobuf PRIVATE persipubsub-protobuf_static
     pps-demo-proto)
+target_link_options(test_protobuf PRIVATE ${PPS_ALLOC_WRAP})
 
 # The companion shared library exports its two functions and nothing else.
 add_test(NAME exported_symbols_protobuf

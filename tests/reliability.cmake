@@ -1,7 +1,8 @@
 # Reliability (issues 4 and 13; docs/reliability.rst): faults and hostile
 # inputs, one file per concern, and the kill-anywhere torture program.
 pps_add_test(test_full       # full map, full file system, oversized sends
-    ISOLATE full/full_file_system_is_efull_not_a_crash) # mounts a tmpfs
+    ISOLATE full/full_file_system_is_efull_not_a_crash # mounts a tmpfs
+            full/full_file_system_every_call_is_efull) # mounts a tmpfs
 pps_add_test(test_foreign)    # what is not a queue: foreign, damaged, missing
 pps_add_test(test_permissions # file modes, read-only queues
     ISOLATE permissions/read_only_queue_directory_is_a_clear_error) # as nobody

@@ -17,7 +17,9 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +420,103 @@ Test(env, a_child_gets_environments_of_its_own, .timeout = 60)
     pps_sub_close(sub);
     pps_pub_close(pub);
     pps__env_release(parent_env);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+/* ---- a nosync queue lost in an OS crash (PPS_ELOST) --------------------- */
+
+/* The boot mark of pps.wake (src/wakeup.c): bytes 32..71 hold the boot id
+ * of the last boot whose commits skipped their flushes, cleared by the
+ * last process to close the queue after a full flush. */
+#define WAKE_BOOT_OFFSET 32
+#define WAKE_BOOT_SIZE 40
+
+/* Every call that opens the queue answers exactly `want`. */
+static void
+expect_every_open(const pps_config *cfg, int want, const char *what)
+{
+    pps_pub *pub = NULL;
+    pps_sub *sub = NULL;
+    pps_test_qstat q;
+    size_t problems;
+    pps_removed removed;
+    /* One statement each: initializers are evaluated in no set order. */
+    int rc[9];
+    rc[0] = pps_pub_open(&pub, cfg, "pub");
+    rc[1] = pps_sub_open(&sub, cfg, "s1");
+    rc[2] = pps_ctl_status(cfg, NULL, pps_test_qstat_cb, &q);
+    rc[3] = pps_ctl_check(cfg, NULL, 0, NULL, NULL, &problems);
+    rc[4] = pps_ctl_prune(cfg);
+    rc[5] = pps_ctl_clear(cfg);
+    rc[6] = pps_ctl_prune_queue(cfg, "q", &removed);
+    rc[7] = pps_ctl_clear_queue(cfg, "q", &removed);
+    rc[8] = pps_ctl_remove_subscriber(cfg, "q", "gone");
+    static const char *const names[9] = {
+        "pps_pub_open",        "pps_sub_open",       "pps_ctl_status",
+        "pps_ctl_check",       "pps_ctl_prune",      "pps_ctl_clear",
+        "pps_ctl_prune_queue", "pps_ctl_clear_queue",
+        "pps_ctl_remove_subscriber"};
+    for (size_t i = 0; i < 9; i++) {
+        cr_assert_eq(rc[i], want, "%s: %s: %s (expected %s)", what, names[i],
+                     pps_status_name(rc[i]), pps_status_name(want));
+    }
+    cr_assert_null(pub);
+    cr_assert_null(sub);
+}
+
+Test(env, nosync_queue_written_in_an_earlier_boot_is_elost, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    const char *const subs[] = {"s1", NULL};
+    pps_config *cfg =
+        pps_test_simple(dir, subs, NULL, "\"durability\": \"nosync\"");
+    /* A child sends without flushing and dies before it closes the queue:
+     * the mark stays. This process holds no handle. */
+    pid_t parent = getpid();
+    pid_t pid = pps_test_fork();
+    if (pid == 0) {
+        pps_test_child_begin(parent);
+        pps_pub *pub = pps_test_child_pub(cfg, "pub");
+        if (pps_pub_send(pub, "unflushed", 9) != PPS_OK) {
+            pps_test_child_fail(PPS_TEST_CHILD_ESEND, "send", -1);
+        }
+        raise(SIGKILL);
+        _exit(PPS_TEST_CHILD_ELOCAL);
+    }
+    int st = pps_test_wait(pid);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+              "the child was not killed: status %d", st);
+    char *wake = pps_test_path_in(dir, "q/pps.wake");
+    int fd = open(wake, O_RDWR);
+    cr_assert_geq(fd, 0, "%s: %s", wake, strerror(errno));
+    char mark[WAKE_BOOT_SIZE];
+    cr_assert_eq(pread(fd, mark, sizeof(mark), WAKE_BOOT_OFFSET),
+                 (ssize_t)sizeof(mark));
+    cr_assert_neq(mark[0], '\0', "no boot mark after an unflushed send");
+    /* As after a reboot: the mark names a boot that is not this one. */
+    char other[WAKE_BOOT_SIZE] = "00000000-0000-0000-0000-000000000000";
+    cr_assert_eq(pwrite(fd, other, sizeof(other), WAKE_BOOT_OFFSET),
+                 (ssize_t)sizeof(other));
+    close(fd);
+
+    expect_every_open(cfg, PPS_ELOST, "a nosync queue of an earlier boot");
+    cr_assert_not_null(strstr(pps_last_error(), "init"), "%s",
+                       pps_last_error());
+    /* init recreates it, empty. */
+    cr_assert_eq(pps_ctl_init(cfg), PPS_OK, "%s", pps_last_error());
+    cr_assert_eq(pps_test_queue_status(cfg).messages, 0);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "fresh", 5), PPS_OK);
+    pps_pub_close(pub);
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
+    pps_test_sink *s = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(sub, s), 1);
+    cr_assert_str_eq(s->data[0], "fresh");
+    pps_test_sink_del(s);
+    pps_sub_close(sub);
+    pps_test_expect_consistent(cfg);
+    free(wake);
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }

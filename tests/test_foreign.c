@@ -31,7 +31,8 @@
 /* ---- what is not a queue ------------------------------------------------ */
 
 /* Every way in (open a publisher or subscriber, status, check with and
- * without repair, prune, clear, each for every queue and for queue "q")
+ * without repair, prune, clear, each for every queue and for queue "q",
+ * and removing a subscriber)
  * refuses with exactly `want`, names qpath, and opens nothing. */
 static void
 expect_refused(const pps_config *cfg, const char *qpath, int want,
@@ -125,6 +126,15 @@ expect_refused(const pps_config *cfg, const char *qpath, int want,
                  pps_last_error());
     pps_test_expect_detail(qpath, label);
     cr_assert_eq(removed.messages, 0, "%s", label);
+
+    /* An id the configuration does not list, so only the queue is at
+     * fault. */
+    rc = pps_ctl_remove_subscriber(cfg, "q", "gone");
+    snprintf(label, sizeof(label), "%s: pps_ctl_remove_subscriber", what);
+    cr_assert_eq(rc, want, "%s: %s (expected %s): %s", label,
+                 pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(qpath, label);
 }
 
 /* Runs expect_refused() and checks that the tree under dir is untouched. */

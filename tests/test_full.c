@@ -16,6 +16,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -572,3 +573,155 @@ Test(full, full_file_system_is_efull_not_a_crash, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+
+/* Every call that opens a queue on a full file system answers exactly
+ * PPS_EFULL (docs/reliability.rst, "Every documented status, tested"): the
+ * queue's lock.mdb is gone (LMDB recreates it at the next open), and the
+ * library allocates its blocks before LMDB maps it. Runs in a child with
+ * its own mount namespace and a 2 MiB tmpfs; skipped where mounting is not
+ * allowed. */
+static int
+full_fs_expect(const char *what, int rc)
+{
+    if (rc == PPS_EFULL) {
+        return 0;
+    }
+    fprintf(stderr, "%s on a full file system: %s (expected PPS_EFULL): %s\n",
+            what, pps_status_name(rc), pps_last_error());
+    return 1;
+}
+
+static pps_config *
+full_fs_config(const char *mnt, const char *name, const char *subs)
+{
+    char json[2048];
+    snprintf(json, sizeof(json),
+             "{\"pub\": {\"out_queue\": \"q\"}, \"s1\": {\"in_queue\": \"q\"},"
+             " \"queues\": {\"q\": {\"path\": \"%s/q\","
+             " \"max_db_size_bytes\": 1048576, \"subscribers\": [%s],"
+             " \"durability\": \"nosync\"}}}",
+             mnt, subs);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/../%s", mnt, name);
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        _exit(20);
+    }
+    fputs(json, f);
+    fclose(f);
+    pps_config *cfg = NULL;
+    if (pps_config_load(&cfg, path) != PPS_OK) {
+        _exit(21);
+    }
+    return cfg;
+}
+
+static void
+full_fs_every_call_child(const char *mnt)
+{
+#ifdef __linux__
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount("tmpfs", mnt, "tmpfs", 0, "size=2m,mode=0700") != 0) {
+        _exit(77);
+    }
+#else
+    _exit(77);
+#endif
+    pps_config *cfg = full_fs_config(mnt, "both.json", "\"s1\", \"s2\"");
+    pps_config *only_s1 = full_fs_config(mnt, "s1.json", "\"s1\"");
+    if (pps_ctl_init(cfg) != PPS_OK) {
+        _exit(22);
+    }
+    pps_pub *pub = NULL;
+    if (pps_pub_open(&pub, cfg, "pub") != PPS_OK ||
+        pps_pub_send(pub, "kept", 4) != PPS_OK) {
+        _exit(23);
+    }
+    pps_pub_close(pub); /* the last handle: LMDB closes the environment */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/q/lock.mdb", mnt);
+    if (unlink(path) != 0) {
+        _exit(24);
+    }
+    /* Fill the file system to the last byte. */
+    snprintf(path, sizeof(path), "%s/fill", mnt);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        _exit(25);
+    }
+    static char block[65536];
+    for (size_t chunk = sizeof(block); chunk > 0; chunk /= 2) {
+        while (write(fd, block, chunk) == (ssize_t)chunk) {
+        }
+    }
+    if (errno != ENOSPC) {
+        _exit(26);
+    }
+    close(fd);
+
+    int bad = 0;
+    pps_removed removed;
+    pps_test_qstat q;
+    size_t problems;
+    pps_sub *sub = NULL;
+    bad += full_fs_expect("pps_ctl_init", pps_ctl_init(cfg));
+    bad += full_fs_expect("pps_ctl_init_queue", pps_ctl_init_queue(cfg, "q"));
+    bad += full_fs_expect("pps_ctl_prune", pps_ctl_prune(cfg));
+    bad += full_fs_expect("pps_ctl_prune_queue",
+                          pps_ctl_prune_queue(cfg, "q", &removed));
+    bad += full_fs_expect("pps_ctl_clear", pps_ctl_clear(cfg));
+    bad += full_fs_expect("pps_ctl_clear_queue",
+                          pps_ctl_clear_queue(cfg, "q", &removed));
+    bad += full_fs_expect("pps_ctl_status",
+                          pps_ctl_status(cfg, NULL, pps_test_qstat_cb, &q));
+    bad += full_fs_expect("pps_ctl_check",
+                          pps_ctl_check(cfg, NULL, 0, NULL, NULL, &problems));
+    bad += full_fs_expect("pps_ctl_remove_subscriber",
+                          pps_ctl_remove_subscriber(only_s1, "q", "s2"));
+    bad += full_fs_expect("pps_pub_open", pps_pub_open(&pub, cfg, "pub"));
+    bad += full_fs_expect("pps_sub_open", pps_sub_open(&sub, cfg, "s1"));
+    if (pub != NULL || sub != NULL) {
+        _exit(27);
+    }
+    if (bad > 0) {
+        _exit(28);
+    }
+    /* With room again, everything works and nothing was lost. */
+    snprintf(path, sizeof(path), "%s/fill", mnt);
+    unlink(path);
+    q = (pps_test_qstat){0};
+    if (pps_ctl_status(cfg, NULL, pps_test_qstat_cb, &q) != PPS_OK ||
+        q.messages != 1) {
+        _exit(29);
+    }
+    pps_config_free(only_s1);
+    pps_config_free(cfg);
+    _exit(0);
+}
+
+Test(full, full_file_system_every_call_is_efull, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    char *mnt = pps_test_path_in(dir, "mnt");
+    cr_assert_eq(mkdir(mnt, 0700), 0);
+    pid_t parent = getpid();
+    pid_t pid = pps_test_fork();
+    if (pid == 0) {
+        pps_test_child_begin(parent);
+        full_fs_every_call_child(mnt);
+    }
+    int st = pps_test_wait(pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+        cr_skip_test("cannot mount a small tmpfs here (needs CAP_SYS_ADMIN "
+                     "and unshare)");
+    }
+    cr_assert(WIFEXITED(st), "the child died of signal %d (%s)",
+              WTERMSIG(st), strsignal(WTERMSIG(st)));
+    cr_assert_eq(WEXITSTATUS(st), 0,
+                 "child failed with %d (28: a call did not answer PPS_EFULL, "
+                 "see its stderr)",
+                 WEXITSTATUS(st));
+    free(mnt);
+    pps_test_cleanup(dir);
+}

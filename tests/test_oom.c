@@ -581,3 +581,125 @@ Test(oom, check_with_repair_of_a_damaged_queue, .timeout = 120)
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }
+
+/* ---- exactly PPS_ENOMEM (docs/reliability.rst, every documented status) -- */
+
+/* Runs `call` with the first allocation of this thread failing: the status
+ * must be exactly PPS_ENOMEM, with a detail saying so. */
+#define EXPECT_FIRST_ALLOCATION_ENOMEM(call)                                   \
+    do {                                                                       \
+        pps_alloc_arm(1);                                                      \
+        int rc_ = (call);                                                      \
+        long seen_ = pps_alloc_disarm();                                       \
+        cr_assert_eq(rc_, PPS_ENOMEM,                                          \
+                     "%s with its first allocation failing: %s (%s), %ld "     \
+                     "allocation(s) attempted",                                \
+                     #call, pps_status_name(rc_), pps_last_error(), seen_);    \
+        cr_assert_geq(seen_, 1);                                               \
+        cr_assert(strstr(pps_last_error(), "out of memory") != NULL ||         \
+                      strstr(pps_last_error(), "Cannot allocate memory") !=    \
+                          NULL,                                                \
+                  "%s: the detail \"%s\"", #call, pps_last_error());           \
+    } while (0)
+
+Test(oom, config_load_is_enomem, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    char *path = pps_test_write(dir, "config.json", config_json);
+    pps_config *cfg = (pps_config *)&cfg; /* must become NULL */
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_config_load(&cfg, path));
+    cr_assert_null(cfg);
+    free(path);
+    pps_test_cleanup(dir);
+}
+
+Test(oom, control_calls_are_enomem, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *two = load(dir, "two.json", two_subs_json);
+    pps_config *one = load(dir, "one.json", one_sub_json);
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_init(two));
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_init_queue(two, "q"));
+    cr_assert_eq(pps_ctl_init(two), PPS_OK, "%s", pps_last_error());
+    top_up(two, 3);
+    pps_removed removed;
+    pps_test_qstat q;
+    size_t problems;
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_prune(two));
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_prune_queue(two, "q", &removed));
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_clear(two));
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_clear_queue(two, "q", &removed));
+    EXPECT_FIRST_ALLOCATION_ENOMEM(
+        pps_ctl_status(two, NULL, pps_test_qstat_cb, &q));
+    EXPECT_FIRST_ALLOCATION_ENOMEM(
+        pps_ctl_check(two, NULL, 0, NULL, NULL, &problems));
+    /* Nothing was removed by the failed calls. */
+    cr_assert_eq(qstat(two).messages, 3);
+    /* "one" no longer lists s2: it may be removed. */
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_ctl_remove_subscriber(one, "q", "s2"));
+    cr_assert_eq(qstat(two).pending[1], 3, "the failed removal changed s2");
+    cr_assert_eq(pps_ctl_remove_subscriber(one, "q", "s2"), PPS_OK, "%s",
+                 pps_last_error());
+    pps_test_expect_consistent(one);
+    pps_config_free(one);
+    pps_config_free(two);
+    pps_test_cleanup(dir);
+}
+
+Test(oom, publisher_calls_are_enomem, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *a = pps_test_simple(dir, subs_s1_s2,
+                                    "{\"MAX_MSGS_NUM\": 100000}",
+                                    "\"durability\": \"nosync\"");
+    pps_config *b = pps_test_simple(dir, subs_s1_s2,
+                                    "{\"MAX_MSGS_NUM\": 100001}",
+                                    "\"durability\": \"nosync\"");
+    pps_pub *pub = (pps_pub *)&pub; /* must become NULL */
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_pub_open(&pub, a, "pub"));
+    cr_assert_null(pub);
+    pub = pps_test_pub_open(a, "pub");
+    /* A send that finds a new generation (the queue has b's settings now)
+     * reloads the settings: it allocates. */
+    cr_assert_eq(pps_ctl_init(a), PPS_OK);
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_pub_send(pub, "m", 1));
+    cr_assert_eq(pps_ctl_init(b), PPS_OK);
+    pps_buf two[2] = {{"m", 1}, {"n", 1}};
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_pub_send_many(pub, two, 2));
+    cr_assert_eq(qstat(a).messages, 0, "a failed send wrote");
+    cr_assert_eq(pps_pub_send_many(pub, two, 2), PPS_OK, "%s",
+                 pps_last_error());
+    pps_pub_close(pub);
+    pps_config_free(a);
+    pps_config_free(b);
+    pps_test_cleanup(dir);
+}
+
+Test(oom, subscriber_calls_are_enomem, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg =
+        pps_test_simple(dir, subs_s1, NULL, "\"durability\": \"nosync\"");
+    top_up(cfg, 40);
+    pps_sub *sub = (pps_sub *)&sub; /* must become NULL */
+    EXPECT_FIRST_ALLOCATION_ENOMEM(pps_sub_open(&sub, cfg, "s1"));
+    cr_assert_null(sub);
+    int calls = 0;
+    /* A fresh handle's first receive of each kind sets up its buffers. */
+    sub = pps_test_sub_open(cfg, "s1");
+    EXPECT_FIRST_ALLOCATION_ENOMEM(
+        pps_sub_receive(sub, 0, pps_test_count_calls, &calls));
+    pps_sub_close(sub);
+    sub = pps_test_sub_open(cfg, "s1");
+    EXPECT_FIRST_ALLOCATION_ENOMEM(
+        pps_sub_receive_to_top(sub, 0, pps_test_count_calls, &calls));
+    pps_sub_close(sub);
+    sub = pps_test_sub_open(cfg, "s1");
+    EXPECT_FIRST_ALLOCATION_ENOMEM(
+        pps_sub_receive_batch(sub, 40, 0, pps_test_count_calls, &calls));
+    pps_sub_close(sub);
+    cr_assert_eq(calls, 0, "a failed receive called the callback");
+    pps_test_expect_consistent(cfg);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}

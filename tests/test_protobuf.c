@@ -9,6 +9,8 @@
  * freeing of unpacked messages is checked by measuring the heap.
  */
 #include "demo.pb-c.h"
+#include "internal.h"
+#include "pps_alloc.h"
 #include "pps_test.h"
 
 #include <persipubsub/protobuf.h>
@@ -749,4 +751,169 @@ Test(protobuf, handles_used_after_fork_are_eforked, .timeout = 60)
     expect_empty(e.sub);
     fixture_free(f);
     env_close(&e);
+}
+
+/* ---- every documented status (docs/reliability.rst) --------------------- */
+
+static const char NAMED_SUBS_JSON[] =
+    "{\"pub\": {\"out_queue\": \"q\", \"subscribers\": [\"a\", \"b\"]},"
+    " \"a\": {\"in_queue\": \"q\"}, \"b\": {\"in_queue\": \"q\"},"
+    " \"queues\": {\"q\": {\"path\": \"q\", \"subscribers\": [\"a\", \"b\"]}}}";
+static const char WITHOUT_B_JSON[] =
+    "{\"pub\": {\"out_queue\": \"q\", \"subscribers\": [\"a\"]},"
+    " \"a\": {\"in_queue\": \"q\"},"
+    " \"queues\": {\"q\": {\"path\": \"q\", \"subscribers\": [\"a\"]}}}";
+
+Test(protobuf, removed_subscriber_is_enotinit, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *with = pps_test_queue(dir, NAMED_SUBS_JSON);
+    char *path = pps_test_write(dir, "without.json", WITHOUT_B_JSON);
+    pps_config *without = NULL;
+    cr_assert_eq(pps_config_load(&without, path), PPS_OK, "%s",
+                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(with, "pub");
+    pps_sub *b = pps_test_sub_open(with, "b");
+    fixture *f = fixture_new(1, 1, 1, 1);
+    send_pb(pub, &f->reading);
+    cr_assert_eq(pps_ctl_remove_subscriber(without, "q", "b"), PPS_OK, "%s",
+                 pps_last_error());
+    /* The publisher names b; b's handle is no longer registered. */
+    int rc = pps_pub_send_pb(pub, &f->reading.base);
+    cr_assert_eq(rc, PPS_ENOTINIT, "send_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    int calls = 0;
+    rc = pps_sub_receive_pb(b, &demo__reading__descriptor, 0, count_calls,
+                            &calls);
+    cr_assert_eq(rc, PPS_ENOTINIT, "receive_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_eq(calls, 0);
+    fixture_free(f);
+    pps_sub_close(b);
+    pps_pub_close(pub);
+    pps_config_free(without);
+    pps_config_free(with);
+    free(path);
+    pps_test_cleanup(dir);
+}
+
+Test(protobuf, queue_of_a_newer_format_is_eversion, .timeout = 60)
+{
+    env e = {0};
+    env_open(&e);
+    fixture *f = fixture_new(1, 1, 1, 1);
+    send_pb(e.pub, &f->reading);
+    uint32_t v2 = PPS__FORMAT_VERSION + 1;
+    pps_test_put_raw(e.cfg, PPS__DB_META, 0, "format", 6, &v2, sizeof(v2));
+    pps_test_bump_generation(e.cfg);
+    int rc = pps_pub_send_pb(e.pub, &f->reading.base);
+    cr_assert_eq(rc, PPS_EVERSION, "send_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    fixture_free(f);
+    env_close(&e);
+}
+
+static int
+note_id_and_refuse(const pps_message *msg, void *user)
+{
+    *(uint64_t *)user = msg->id;
+    return 1;
+}
+
+Test(protobuf, damaged_queue_is_estorage, .timeout = 60)
+{
+    env e = {0};
+    env_open(&e);
+    fixture *f = fixture_new(1, 1, 1, 1);
+    send_pb(e.pub, &f->reading);
+    uint64_t id = 0;
+    cr_assert_eq(pps_sub_receive(e.sub, 0, note_id_and_refuse, &id),
+                 PPS_ECALLBACK);
+    /* Its metadata is 3 bytes where 16 are expected, and a payload sits
+     * under the largest id, so that no id is left for the next send. */
+    pps_test_put_raw(e.cfg, PPS__DB_MSG, PPS__ID_KEYED, &id, sizeof(id),
+                     "bad", 3);
+    uint64_t top = UINT64_MAX;
+    pps_test_put_raw(e.cfg, PPS__DB_DATA, PPS__ID_KEYED, &top, sizeof(top),
+                     "z", 1);
+    int rc = pps_pub_send_pb(e.pub, &f->reading.base);
+    cr_assert_eq(rc, PPS_ESTORAGE, "send_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    int calls = 0;
+    rc = pps_sub_receive_pb(e.sub, &demo__reading__descriptor, 0,
+                            count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_eq(calls, 0);
+    fixture_free(f);
+    env_close(&e);
+}
+
+/* The failing allocator of tests/pps_alloc.c, linked into this test. */
+Test(protobuf, out_of_memory_is_enomem_and_keeps_the_message, .timeout = 60)
+{
+    env e = {0};
+    env_open(&e);
+    /* Over the 4 KiB stack buffer: send_pb packs it on the heap. */
+    fixture *big = fixture_new(1, 2048, 1, 1);
+    cr_assert_gt(protobuf_c_message_get_packed_size(&big->reading.base),
+                 4096u);
+    pps_alloc_arm(1);
+    int rc = pps_pub_send_pb(e.pub, &big->reading.base);
+    pps_alloc_disarm();
+    cr_assert_eq(rc, PPS_ENOMEM, "send_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_eq(pps_test_queue_usage(e.cfg).count, 0);
+    fixture *f = fixture_new(2, 1, 1, 1);
+    send_pb(e.pub, &f->reading);
+    send_pb(e.pub, &f->reading);
+    int calls = 0;
+    /* The handle has received once: the next receive allocates nothing
+     * but the unpacked message. */
+    cr_assert_eq(pps_sub_receive_pb(e.sub, &demo__reading__descriptor, 0,
+                                    count_calls, &calls),
+                 PPS_OK);
+    pps_alloc_arm(1);
+    rc = pps_sub_receive_pb(e.sub, &demo__reading__descriptor, 0,
+                            count_calls, &calls);
+    pps_alloc_disarm();
+    cr_assert_eq(rc, PPS_ENOMEM, "receive_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_not_null(strstr(pps_last_error(), "out of memory"), "%s",
+                       pps_last_error());
+    cr_assert_eq(calls, 1, "the callback was called without a message");
+    /* Kept: it comes again. */
+    cr_assert_eq(pps_sub_receive_pb(e.sub, &demo__reading__descriptor, 0,
+                                    count_calls, &calls),
+                 PPS_OK);
+    cr_assert_eq(calls, 2);
+    fixture_free(f);
+    fixture_free(big);
+    env_close(&e);
+}
+
+Test(protobuf, consumption_on_a_full_map_is_efull, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
+    fixture *f = fixture_new(1, 1, 1, 1);
+    send_pb(pub, &f->reading);
+    /* Somebody else took every page, the room kept for consumption too. */
+    unsigned fill = pps_test_fill_map_raw(cfg);
+    int calls = 0;
+    int rc = pps_sub_receive_pb(sub, &demo__reading__descriptor, 0,
+                                count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive_pb: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    pps_test_unfill_map_raw(cfg, fill);
+    /* The owed consumption commits now; the message does not come again. */
+    expect_empty(sub);
+    cr_assert_eq(calls, 1);
+    fixture_free(f);
+    pps_sub_close(sub);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
 }

@@ -736,3 +736,104 @@ Test(publisher, one_queue_through_two_spellings_of_its_path, .timeout = 30)
     pps_test_cleanup(dir);
 }
 
+
+/* ---- every documented status of a send (docs/reliability.rst) ----------- */
+
+/* Expects send and send_many on pub to return exactly want, and the queue
+ * to hold `messages` afterwards (nothing written). */
+static void
+expect_sends(const pps_config *cfg, pps_pub *pub, int want,
+             uint64_t messages, const char *what)
+{
+    pps_buf two[2] = {{"x", 1}, {"y", 1}};
+    int rc = pps_pub_send(pub, "x", 1);
+    cr_assert_eq(rc, want, "%s: pps_pub_send: %s (expected %s): %s", what,
+                 pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(NULL, what);
+    rc = pps_pub_send_many(pub, two, 2);
+    cr_assert_eq(rc, want, "%s: pps_pub_send_many: %s (expected %s): %s",
+                 what, pps_status_name(rc), pps_status_name(want),
+                 pps_last_error());
+    pps_test_expect_detail(NULL, what);
+    cr_assert_eq(pps_test_queue_usage(cfg).count, messages, "%s", what);
+}
+
+static const char NAMED_SUBS_JSON[] =
+    "{\"pub\": {\"out_queue\": \"q\", \"subscribers\": [\"a\", \"b\"]},"
+    " \"a\": {\"in_queue\": \"q\"}, \"b\": {\"in_queue\": \"q\"},"
+    " \"queues\": {\"q\": {\"path\": \"q\", \"subscribers\": [\"a\", \"b\"]}}}";
+static const char WITHOUT_B_JSON[] =
+    "{\"pub\": {\"out_queue\": \"q\", \"subscribers\": [\"a\"]},"
+    " \"a\": {\"in_queue\": \"q\"},"
+    " \"queues\": {\"q\": {\"path\": \"q\", \"subscribers\": [\"a\"]}}}";
+
+Test(publisher, send_to_a_removed_named_subscriber_is_enotinit,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    /* Both configs name the same queue directory DIR/q. */
+    pps_config *with = pps_test_queue(dir, NAMED_SUBS_JSON);
+    char *path = pps_test_write(dir, "without.json", WITHOUT_B_JSON);
+    pps_config *without = NULL;
+    cr_assert_eq(pps_config_load(&without, path), PPS_OK, "%s",
+                 pps_last_error());
+    pps_pub *pub = pps_test_pub_open(with, "pub");
+    cr_assert_eq(pps_pub_send(pub, "before", 6), PPS_OK);
+    cr_assert_eq(pps_ctl_remove_subscriber(without, "q", "b"), PPS_OK, "%s",
+                 pps_last_error());
+    expect_sends(with, pub, PPS_ENOTINIT, 1,
+                 "a subscriber the publisher names was removed");
+    cr_assert_not_null(strstr(pps_last_error(), "\"b\""), "%s",
+                       pps_last_error());
+    /* Registered again, the same handle sends. */
+    cr_assert_eq(pps_ctl_init(with), PPS_OK, "%s", pps_last_error());
+    cr_assert_eq(pps_pub_send(pub, "after", 5), PPS_OK, "%s",
+                 pps_last_error());
+    pps_pub_close(pub);
+    pps_config_free(without);
+    pps_config_free(with);
+    free(path);
+    pps_test_cleanup(dir);
+}
+
+Test(publisher, send_to_a_queue_of_a_newer_format_is_eversion,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "before", 6), PPS_OK);
+    /* A newer library rewrote the queue under the open handle. */
+    uint32_t v2 = PPS__FORMAT_VERSION + 1;
+    pps_test_put_raw(cfg, PPS__DB_META, 0, "format", 6, &v2, sizeof(v2));
+    pps_test_bump_generation(cfg);
+    expect_sends(cfg, pub, PPS_EVERSION, 1, "a queue of a newer format");
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(publisher, send_into_a_damaged_queue_is_estorage, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, SUB_A, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "before", 6), PPS_OK);
+    /* A payload stored under the largest id: the next id is not above the
+     * last stored one. */
+    uint64_t top = UINT64_MAX;
+    pps_test_put_raw(cfg, PPS__DB_DATA, PPS__ID_KEYED, &top, sizeof(top),
+                     "z", 1);
+    int rc = pps_pub_send(pub, "x", 1);
+    cr_assert_eq(rc, PPS_ESTORAGE, "pps_pub_send: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    pps_buf two[2] = {{"x", 1}, {"y", 1}};
+    rc = pps_pub_send_many(pub, two, 2);
+    cr_assert_eq(rc, PPS_ESTORAGE, "pps_pub_send_many: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_eq(pps_test_queue_usage(cfg).count, 1);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}

@@ -717,3 +717,120 @@ Test(subscriber, handle_churn_releases_reader_slots, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+
+/* ---- every documented status of a receive (docs/reliability.rst) -------- */
+
+/* A receive callback that notes the id in the uint64_t at user and keeps
+ * the message. */
+static int
+note_id_and_refuse(const pps_message *msg, void *user)
+{
+    *(uint64_t *)user = msg->id;
+    return 1;
+}
+
+Test(subscriber, receive_of_damaged_metadata_is_estorage, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    send_str(pub, "damaged");
+    uint64_t id = 0; /* learn its id, keep it */
+    cr_assert_eq(pps_sub_receive(a, 0, note_id_and_refuse, &id),
+                 PPS_ECALLBACK);
+    cr_assert_neq(id, 0);
+    /* 3 bytes where 16 are expected. */
+    pps_test_put_raw(cfg, PPS__DB_MSG, PPS__ID_KEYED, &id, sizeof(id), "bad",
+                     3);
+    int calls = 0;
+    int rc = pps_sub_receive(a, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    pps_test_expect_detail(NULL, "receive of damaged metadata");
+    rc = pps_sub_receive_to_top(a, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive_to_top: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    rc = pps_sub_receive_batch(a, 4, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ESTORAGE, "receive_batch: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_eq(calls, 0, "a damaged message was handed to the callback");
+    pps_sub_close(a);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(subscriber, receive_batch_of_a_removed_subscriber_is_enotinit,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *b = pps_test_sub_open(cfg, "b");
+    send_str(pub, "one");
+    /* The same queue DIR/q, without b. */
+    char *path = pps_test_write(
+        dir, "without.json",
+        "{\"pub\": {\"out_queue\": \"q\"}, \"a\": {\"in_queue\": \"q\"},"
+        " \"queues\": {\"q\": {\"path\": \"q\", \"subscribers\": [\"a\"]}}}");
+    pps_config *without = NULL;
+    cr_assert_eq(pps_config_load(&without, path), PPS_OK, "%s",
+                 pps_last_error());
+    cr_assert_eq(pps_ctl_remove_subscriber(without, "q", "b"), PPS_OK, "%s",
+                 pps_last_error());
+    int calls = 0;
+    int rc = pps_sub_receive_batch(b, 4, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_ENOTINIT, "receive_batch: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_not_null(strstr(pps_last_error(), "\"b\" is not registered"),
+                       "%s", pps_last_error());
+    cr_assert_eq(calls, 0);
+    pps_config_free(without);
+    free(path);
+    pps_sub_close(b);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
+Test(subscriber, consumption_on_a_map_filled_to_the_last_page_is_efull,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *s1 = pps_test_sub_open(cfg, "s1");
+    send_str(pub, "one");
+    send_str(pub, "two");
+    /* Somebody else took every page, the room kept for consumption too. */
+    unsigned fill = pps_test_fill_map_raw(cfg);
+    int calls = 0;
+    int rc = pps_sub_receive(s1, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    cr_assert_eq(calls, 1, "the message was not handed before its commit");
+    /* Each later call first owes that consumption: nothing is handed. */
+    rc = pps_sub_receive(s1, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive again: %s: %s", pps_status_name(rc),
+                 pps_last_error());
+    rc = pps_sub_receive_to_top(s1, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive_to_top: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    rc = pps_sub_receive_batch(s1, 4, 0, pps_test_count_calls, &calls);
+    cr_assert_eq(rc, PPS_EFULL, "receive_batch: %s: %s",
+                 pps_status_name(rc), pps_last_error());
+    cr_assert_eq(calls, 1, "a message was handed while one was owed");
+    /* With room again, the owed consumption commits first: "one" never
+     * comes again. */
+    pps_test_unfill_map_raw(cfg, fill);
+    pps_test_sink *s = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(s1, s), 1);
+    cr_assert_str_eq(s->data[0], "two");
+    pps_test_sink_del(s);
+    pps_test_expect_consistent(cfg);
+    pps_sub_close(s1);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
