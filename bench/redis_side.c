@@ -159,7 +159,14 @@ connect_server(void)
 static int
 server_start(const char *dir, int durable)
 {
-    char port[16], logfile[PATH_MAX];
+    char port[16], logfile[PATH_MAX], abs[PATH_MAX];
+    /* redis-server changes into --dir before it opens --logfile: both
+     * absolute. */
+    if (realpath(dir, abs) == NULL) {
+        bench_fail("redis: %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    dir = abs;
     server_port = free_port();
     if (server_port < 0) {
         return -1;
@@ -169,7 +176,11 @@ server_start(const char *dir, int durable)
         atexit_set = 1;
     }
     snprintf(port, sizeof(port), "%d", server_port);
-    snprintf(logfile, sizeof(logfile), "%s/redis.log", dir);
+    if ((size_t)snprintf(logfile, sizeof(logfile), "%s/redis.log", dir) >=
+        sizeof(logfile)) {
+        bench_fail("redis: path too long: %s", dir);
+        return -1;
+    }
     fflush(NULL);
     pid_t p = fork();
     if (p < 0) {
