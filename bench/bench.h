@@ -4,8 +4,10 @@
  * The benchmark runs every workload in separate processes (a publisher and
  * one or two subscribers, forked from the driver), once against
  * persipubsub's public API (pps_side.c), once against a plain LMDB design
- * written here (baseline.c), and for the latency workload also through a
- * pipe (floor.c), the kernel's floor for one process telling another.
+ * written here (baseline.c), once against each peer (SQLite in WAL mode,
+ * sqlite_side.c; Redis Streams, redis_side.c), and for the latency workload
+ * also through a pipe (floor.c), the kernel's floor for one process telling
+ * another.
  *
  * Children report through one anonymous shared mapping (bench_shm) created
  * before the first fork: times are CLOCK_MONOTONIC, which is system-wide, so
@@ -57,7 +59,9 @@ typedef struct bench_backlog {
 
 /* ---- results (main.c measures, report.c prints) ------------------------- */
 
-enum bench_impl { IMPL_PPS, IMPL_BASE, IMPL_PIPE, N_IMPL };
+enum bench_impl {
+    IMPL_PPS, IMPL_BASE, IMPL_PIPE, IMPL_SQLITE, IMPL_REDIS, N_IMPL
+};
 enum bench_target { T_NONE, T_RATIO_GE, T_RATIO_LE, T_VALUE_LE };
 #define BENCH_MAX_REPS 15
 
@@ -146,7 +150,7 @@ void bench_payload(unsigned char *buf, uint64_t seq, int64_t ts_ns);
 uint64_t bench_payload_seq(const void *buf);
 int64_t bench_payload_ts(const void *buf);
 
-/* ---- the three implementations ------------------------------------------- */
+/* ---- the implementations ------------------------------------------- */
 
 /* persipubsub (pps_side.c), through its public API only. */
 int pps_flow(const bench_flow *f);
@@ -158,5 +162,18 @@ int base_backlog(const bench_backlog *b);
 
 /* The pipe between two processes (floor.c): latency only. */
 int floor_flow(const bench_flow *f);
+
+/* The SQLite peer (sqlite_side.c): WAL, synchronous FULL or NORMAL. */
+int sqlite_flow(const bench_flow *f);
+int sqlite_backlog(const bench_backlog *b);
+
+/* The Redis Streams peer (redis_side.c): each run starts its own
+ * redis-server; appendfsync always or everysec. redis_available() says
+ * (with a message) whether redis-server is in PATH. */
+int redis_available(void);
+int redis_flow(const bench_flow *f);
+int redis_backlog(const bench_backlog *b);
+/* The server's version, once a run has asked it ("" before). */
+extern char redis_bench_version[32];
 
 #endif /* PPS_BENCH_H */

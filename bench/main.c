@@ -1,8 +1,11 @@
 /*
  * pps-bench: the driver. Parses the options, runs every selected workload
- * against each implementation for the requested repetitions (alternating
- * which one goes first, so a drift in the machine's load does not favour
- * either), and prints the medians as a table on stdout and as JSON.
+ * against each implementation (persipubsub, the plain LMDB baseline, the
+ * peers SQLite and Redis, and for W3 the pipe) for the requested
+ * repetitions (rotating which one goes first, so a drift in the machine's
+ * load favours none), and prints the medians as a table on stdout and as
+ * JSON. "sync" runs the peers durable (SQLite synchronous=FULL, Redis
+ * appendfsync always), every other workload relaxed (NORMAL, everysec).
  *
  *   W1  fan-out: 1 publisher, 2 subscribers, 128-byte messages one per send,
  *       sync and nosync; publish rate and end-to-end rate.
@@ -23,8 +26,9 @@
 #define MAX_REPS BENCH_MAX_REPS
 
 const char *const bench_impl_name[N_IMPL] = {"persipubsub", "baseline",
-                                             "pipe"};
-static const char *const impl_short[N_IMPL] = {"pps", "base", "pipe"};
+                                             "pipe", "sqlite", "redis"};
+static const char *const impl_short[N_IMPL] = {"pps", "base", "pipe",
+                                               "sqlite", "redis"};
 
 enum {
     M_W1S_PUB, M_W1S_E2E, M_W1N_PUB, M_W1N_E2E, M_W2_PUB, M_W2_E2E,
@@ -78,7 +82,8 @@ usage(FILE *fp)
 {
     fprintf(fp,
         "usage: pps-bench [OPTIONS]\n"
-        "Measures persipubsub against a plain LMDB baseline (and a pipe).\n"
+        "Measures persipubsub against a plain LMDB baseline, SQLite (WAL),\n"
+        "Redis Streams (its own redis-server) and, for latency, a pipe.\n"
         "  --n N          messages of W1 nosync (default 20000)\n"
         "  --n-sync N     messages of W1 sync (default 3000)\n"
         "  --n-batch N    messages of W2 (default 5 x --n)\n"
@@ -87,7 +92,7 @@ usage(FILE *fp)
         "  --w4-sends N   timed single sends per W4 state (default 2000)\n"
         "  --reps R       repetitions; medians are reported (default 3)\n"
         "  --only LIST    W1,W1sync,W1nosync,W2,W3,W4 (default all)\n"
-        "  --impl LIST    pps,base,pipe (default all)\n"
+        "  --impl LIST    pps,base,pipe,sqlite,redis (default all)\n"
         "  --dir DIR      where the queues go (default: a new /tmp/pps-bench-*\n"
         "                 directory, removed afterwards)\n"
         "  --json PATH    also write the results as JSON to PATH\n"
@@ -161,10 +166,11 @@ parse_options(int argc, char **argv, options *o)
     static const char *const wl_names[] = {"W1", "W1sync", "W1nosync", "W2",
                                            "W3", "W4"};
     static const int wl_map[] = {0, 0, 1, 2, 3, 4};
-    static const int impl_map[] = {IMPL_PPS, IMPL_BASE, IMPL_PIPE};
+    static const int impl_map[] = {IMPL_PPS, IMPL_BASE, IMPL_PIPE,
+                                   IMPL_SQLITE, IMPL_REDIS};
     *o = (options){.n = 20000, .n_sync = 3000, .w3_secs = 3.0,
                    .backlog = 1000000, .w4_sends = 2000, .reps = 3,
-                   .only = {1, 1, 1, 1, 1}, .impls = {1, 1, 1}};
+                   .only = {1, 1, 1, 1, 1}, .impls = {1, 1, 1, 1, 1}};
     int quick = 0, set_n = 0, set_sync = 0, set_reps = 0, set_w3 = 0;
     int set_backlog = 0, set_sends = 0;
     int c, li = 0;
@@ -252,8 +258,11 @@ run_flow(int impl, bench_flow *f, const char *what, int m_pub, int m_e2e)
     }
     f->dir = dir;
     bench_shm_reset();
-    int rc = impl == IMPL_PPS ? pps_flow(f) : impl == IMPL_BASE ? base_flow(f)
-                                                              : floor_flow(f);
+    static int (*const flow[N_IMPL])(const bench_flow *) = {
+        [IMPL_PPS] = pps_flow, [IMPL_BASE] = base_flow,
+        [IMPL_PIPE] = floor_flow, [IMPL_SQLITE] = sqlite_flow,
+        [IMPL_REDIS] = redis_flow};
+    int rc = flow[impl](f);
     bench_rmtree(dir);
     if (rc != 0) {
         bench_fail("%s failed for %s", what, bench_impl_name[impl]);
@@ -297,7 +306,10 @@ run_backlog(int impl, const options *o)
     bench_backlog b = {.dir = dir, .backlog = o->backlog,
                        .sends = o->w4_sends};
     bench_shm_reset();
-    int rc = impl == IMPL_PPS ? pps_backlog(&b) : base_backlog(&b);
+    static int (*const backlog[N_IMPL])(const bench_backlog *) = {
+        [IMPL_PPS] = pps_backlog, [IMPL_BASE] = base_backlog,
+        [IMPL_SQLITE] = sqlite_backlog, [IMPL_REDIS] = redis_backlog};
+    int rc = backlog[impl](&b);
     bench_rmtree(dir);
     if (rc != 0) {
         bench_fail("W4 failed for %s", bench_impl_name[impl]);
@@ -340,7 +352,7 @@ run_all(const options *o)
             if (!o->only[w]) {
                 continue;
             }
-            /* Alternate which implementation runs first. */
+            /* Rotate which implementation runs first. */
             for (int k = 0; k < N_IMPL; k++) {
                 int impl = (k + rep) % N_IMPL;
                 if (!o->impls[impl] || (impl == IMPL_PIPE && w != 3)) {
@@ -396,6 +408,9 @@ main(int argc, char **argv)
     int created = 0;
     if (parse_options(argc, argv, &o) != 0) {
         return 2;
+    }
+    if (o.impls[IMPL_REDIS] && !redis_available()) {
+        return 1;
     }
     if (o.dir != NULL) {
         if (bench_mkdir(o.dir) != 0) {

@@ -1,12 +1,14 @@
 /*
  * The report of pps-bench: a table on stdout (every figure with its ratio
- * to the baseline, and for latencies to the pipe) and the same figures, with
- * every single run, as JSON.
+ * persipubsub/peer to the baseline, SQLite and Redis, and for latencies to
+ * the pipe) and the same figures, with every single run, as JSON.
  */
 #include "bench.h"
 
 #include <lmdb.h>
 #include <persipubsub/persipubsub.h>
+#include <hiredis.h>
+#include <sqlite3.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -84,6 +86,18 @@ bench_cpu_foreign(const bench_cpu *a, const bench_cpu *b)
     }
     double f = ((b->busy_s - a->busy_s) - (b->own_s - a->own_s)) / wall;
     return f < 0 ? 0 : f;
+}
+
+/* Whether any implementation has a run of this figure. */
+static int
+measured(const bench_metric *m)
+{
+    for (int k = 0; k < N_IMPL; k++) {
+        if (m->n_runs[k] > 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static double
@@ -172,8 +186,11 @@ bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
     if (uname(&u) != 0) {
         memset(&u, 0, sizeof(u));
     }
-    printf("pps-bench: persipubsub %s vs plain LMDB (%s); %ld CPUs; %s %s\n",
-           pps_version(), mdb_version(NULL, NULL, NULL),
+    printf("pps-bench: persipubsub %s vs plain LMDB (%s), SQLite %s (WAL), "
+           "Redis %s (hiredis %d.%d.%d); %ld CPUs; %s %s\n",
+           pps_version(), mdb_version(NULL, NULL, NULL), sqlite3_libversion(),
+           redis_bench_version[0] != '\0' ? redis_bench_version : "-",
+           HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
            sysconf(_SC_NPROCESSORS_ONLN), u.sysname, u.release);
     printf("%s%d repetition(s), medians; %.0f s; load average %.2f before, "
            "%.2f after; other programs used %.2f CPUs meanwhile\n",
@@ -186,25 +203,35 @@ bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
     printf("W1 sync %zu msgs, W1 nosync %zu, W2 %zu (batches of 100), W3 %.1f "
            "s at 1,000/s, W4 %zu backlog, %zu sends\n\n",
            r->n_sync, r->n, r->n_batch, r->w3_secs, r->backlog, r->w4_sends);
-    printf("%-11s %-19s %-6s %12s %12s %7s %9s %7s  %-13s %s\n", "workload",
-           "metric", "unit", "persipubsub", "baseline", "ratio", "pipe",
-           "x pipe", "target", "met");
+    printf("peers: \"sync\" = SQLite synchronous=FULL, Redis appendfsync "
+           "always; otherwise NORMAL, everysec. x base/sqlite/redis/pipe = "
+           "persipubsub / that peer\n\n");
+    printf("%-11s %-19s %-6s %11s %11s %7s %11s %7s %11s %7s %8s %7s  "
+           "%-13s %s\n",
+           "workload", "metric", "unit", "persipubsub", "baseline", "x base",
+           "sqlite", "x sqlite", "redis", "x redis", "pipe", "x pipe",
+           "target", "met");
     for (size_t i = 0; i < n; i++) {
         const bench_metric *m = &ms[i];
-        if (m->n_runs[IMPL_PPS] == 0 && m->n_runs[IMPL_BASE] == 0) {
+        if (!measured(m)) {
             continue;
         }
-        char a[32], b[32], p[32], rb[16], rp[16], t[32];
-        fmt_value(a, sizeof(a), bench_metric_value(m, IMPL_PPS), m->unit);
-        fmt_value(b, sizeof(b), bench_metric_value(m, IMPL_BASE), m->unit);
-        fmt_value(p, sizeof(p), bench_metric_value(m, IMPL_PIPE), m->unit);
-        fmt_ratio(rb, sizeof(rb), ratio(m, IMPL_BASE));
-        fmt_ratio(rp, sizeof(rp), ratio(m, IMPL_PIPE));
+        static const int cols[] = {IMPL_BASE, IMPL_SQLITE, IMPL_REDIS,
+                                   IMPL_PIPE};
+        char v[N_IMPL][32], rt[N_IMPL][16], t[32];
+        for (int k = 0; k < N_IMPL; k++) {
+            fmt_value(v[k], sizeof(v[k]), bench_metric_value(m, k), m->unit);
+            fmt_ratio(rt[k], sizeof(rt[k]), ratio(m, k));
+        }
         target_text(m, t, sizeof(t));
         int ok = met(m);
-        printf("%-11s %-19s %-6s %12s %12s %7s %9s %7s  %-13s %s\n",
-               m->workload, m->name, m->unit, a, b, rb, p, rp, t,
-               ok < 0 ? "-" : ok ? "yes" : "NO");
+        printf("%-11s %-19s %-6s %11s", m->workload, m->name, m->unit,
+               v[IMPL_PPS]);
+        for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
+            printf(cols[k] == IMPL_PIPE ? " %8s %7s" : " %11s %7s",
+                   v[cols[k]], rt[cols[k]]);
+        }
+        printf("  %-13s %s\n", t, ok < 0 ? "-" : ok ? "yes" : "NO");
     }
     fflush(stdout);
 }
@@ -235,8 +262,12 @@ json_metric(FILE *fp, const bench_metric *m)
     }
     fputs("\"ratio\": ", fp);
     json_number(fp, ratio(m, IMPL_BASE));
-    fputs(", \"ratio_pipe\": ", fp);
-    json_number(fp, ratio(m, IMPL_PIPE));
+    for (int k = 0; k < N_IMPL; k++) {
+        if (k != IMPL_PPS && k != IMPL_BASE) {
+            fprintf(fp, ", \"ratio_%s\": ", bench_impl_name[k]);
+            json_number(fp, ratio(m, k));
+        }
+    }
     fprintf(fp, ",\n     \"aggregate\": \"%s\", \"target\": \"%s\", "
                 "\"met\": %s,\n     \"runs\": {",
             m->worst_of_runs ? "max" : "median", t,
@@ -274,9 +305,18 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
     strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
     fprintf(fp, "{\n  \"tool\": \"pps-bench\",\n  \"date\": \"%s\",\n"
                 "  \"persipubsub\": \"%s\",\n  \"lmdb\": \"%s\",\n"
+                "  \"sqlite\": \"%s\",\n  \"redis\": \"%s\",\n"
+                "  \"hiredis\": \"%d.%d.%d\",\n"
+                "  \"peers\": {\"sqlite\": \"WAL; W1 sync synchronous=FULL, "
+                "otherwise NORMAL; subscribers poll every 50 us\", "
+                "\"redis\": \"Streams, a consumer group per subscriber; "
+                "appendonly, W1 sync appendfsync always, otherwise "
+                "everysec\"},\n"
                 "  \"system\": \"%s %s %s\",\n  \"cpus\": %ld,\n",
-            date, pps_version(), mdb_version(NULL, NULL, NULL), u.sysname,
-            u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN));
+            date, pps_version(), mdb_version(NULL, NULL, NULL),
+            sqlite3_libversion(), redis_bench_version, HIREDIS_MAJOR,
+            HIREDIS_MINOR, HIREDIS_PATCH, u.sysname, u.release, u.machine,
+            sysconf(_SC_NPROCESSORS_ONLN));
     fputs("  \"load_before\": [", fp);
     for (int i = 0; i < 3; i++) {
         fputs(i > 0 ? ", " : "", fp);
@@ -302,7 +342,7 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
     int first = 1;
     for (size_t i = 0; i < n; i++) {
         const bench_metric *m = &ms[i];
-        if (m->n_runs[IMPL_PPS] == 0 && m->n_runs[IMPL_BASE] == 0) {
+        if (!measured(m)) {
             continue;
         }
         fputs(first ? "" : ",\n", fp);
