@@ -735,7 +735,7 @@ Test(subscriber, receive_of_damaged_metadata_is_estorage, .timeout = 60)
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *a = pps_test_sub_open(cfg, "a");
-    send_str(pub, "damaged");
+    pps_test_send_str(pub, "damaged");
     uint64_t id = 0; /* learn its id, keep it */
     cr_assert_eq(pps_sub_receive(a, 0, note_id_and_refuse, &id),
                  PPS_ECALLBACK);
@@ -768,7 +768,7 @@ Test(subscriber, receive_batch_of_a_removed_subscriber_is_enotinit,
     pps_config *cfg = pps_test_simple(dir, SUB_AB, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *b = pps_test_sub_open(cfg, "b");
-    send_str(pub, "one");
+    pps_test_send_str(pub, "one");
     /* The same queue DIR/q, without b. */
     char *path = pps_test_write(
         dir, "without.json",
@@ -801,8 +801,8 @@ Test(subscriber, consumption_on_a_map_filled_to_the_last_page_is_efull,
     pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     pps_sub *s1 = pps_test_sub_open(cfg, "s1");
-    send_str(pub, "one");
-    send_str(pub, "two");
+    pps_test_send_str(pub, "one");
+    pps_test_send_str(pub, "two");
     /* Somebody else took every page, the room kept for consumption too. */
     unsigned fill = pps_test_fill_map_raw(cfg);
     int calls = 0;

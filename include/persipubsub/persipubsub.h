@@ -190,7 +190,9 @@ PPS_API int pps_config_queue_find(const pps_config *cfg, const char *name,
  * Creates or updates every queue of the configuration: directories, the LMDB
  * environment, its databases, the limits and the subscribers. Idempotent. A
  * subscriber added to an existing queue receives only messages published
- * after it was added; subscribers that left the configuration are kept.
+ * after it was added; subscribers that left the configuration are kept. A
+ * nosync queue that an OS crash may have damaged (which every other
+ * function refuses with PPS_ELOST) is recreated empty.
  *
  * @return PPS_OK; PPS_EINVAL; PPS_EFULL (more subscribers, registered and
  *         new, than max_db_num allows: nothing was changed; or a full
@@ -213,7 +215,7 @@ PPS_API int pps_ctl_init_queue(const pps_config *cfg, const char *queue);
  * older than MSG_TIMEOUT_SECS, then, if a queue is at or over MAX_MSGS_NUM or
  * HWM_LMDB_SIZE_BYTES, half of its messages as its strategy says.
  *
- * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EFOREIGN; PPS_EVERSION;
+ * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION;
  *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_prune(const pps_config *cfg);
@@ -222,7 +224,7 @@ PPS_API int pps_ctl_prune(const pps_config *cfg);
  * Deletes every message of every queue of the configuration; subscribers,
  * limits and the id sequence are kept.
  *
- * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EFOREIGN; PPS_EVERSION;
+ * @return PPS_OK; PPS_EINVAL; PPS_ENOTINIT; PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION;
  *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_clear(const pps_config *cfg);
@@ -292,7 +294,7 @@ PPS_API int pps_ctl_clear_queue(const pps_config *cfg, const char *queue,
  *         subscriber id, or one the queue's configuration still lists:
  *         nothing was changed); PPS_ENOTFOUND (no such queue, or sub_id is
  *         not registered in it: nothing was changed); PPS_ENOTINIT (the
- *         queue is not initialized); PPS_EFOREIGN; PPS_EVERSION; PPS_EFULL
+ *         queue is not initialized); PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION; PPS_EFULL
  *         (the map or the disk is full: nothing was changed);
  *         PPS_ESTORAGE; PPS_ENOMEM.
  */
@@ -347,7 +349,7 @@ typedef int (*pps_status_fn)(const pps_queue_status *status, void *user);
  * @param fn     called once per queue.
  * @param user   passed to fn.
  * @return PPS_OK; PPS_ECALLBACK (fn returned non-zero); PPS_EINVAL;
- *         PPS_ENOTFOUND; PPS_ENOTINIT; PPS_EFOREIGN; PPS_EVERSION;
+ *         PPS_ENOTFOUND; PPS_ENOTINIT; PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION;
  *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_status(const pps_config *cfg, const char *queue,
@@ -379,7 +381,7 @@ typedef void (*pps_problem_fn)(const char *queue_path, const char *problem,
  * @param problems  receives the number of problems found (may be NULL).
  * @return PPS_OK (consistent, or every problem repaired); PPS_ECORRUPT
  *         (problems remain); PPS_EINVAL; PPS_ENOTFOUND; PPS_ENOTINIT;
- *         PPS_EFOREIGN; PPS_EVERSION; PPS_EFULL (a full disk);
+ *         PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION; PPS_EFULL (a full disk);
  *         PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_ctl_check(const pps_config *cfg, const char *queue,
@@ -396,7 +398,7 @@ PPS_API int pps_ctl_check(const pps_config *cfg, const char *queue,
  * @param pub_id  a component id of cfg with an out_queue.
  * @return PPS_OK; PPS_EINVAL; PPS_ENOTFOUND (no such component, or it has no
  *         out_queue); PPS_ENOTINIT (the queue, or a subscriber the publisher
- *         names, was never initialized); PPS_EFOREIGN; PPS_EVERSION;
+ *         names, was never initialized); PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION;
  *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_pub_open(pps_pub **out, const pps_config *cfg,
@@ -453,7 +455,7 @@ PPS_API void pps_pub_close(pps_pub *pub);
  * @param cfg     the configuration; must outlive the handle.
  * @param sub_id  a component id of cfg with an in_queue.
  * @return PPS_OK; PPS_EINVAL; PPS_ENOTFOUND; PPS_ENOTINIT (queue or
- *         subscriber not initialized); PPS_EFOREIGN; PPS_EVERSION;
+ *         subscriber not initialized); PPS_EFOREIGN; PPS_ELOST; PPS_EVERSION;
  *         PPS_EFULL (a full disk); PPS_ESTORAGE; PPS_ENOMEM.
  */
 PPS_API int pps_sub_open(pps_sub **out, const pps_config *cfg,
