@@ -174,7 +174,8 @@ pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
         status = pps__err_nomem();
         goto fail;
     }
-    /* Never blocks: exclusive locks are only ever tried (LOCK_NB). */
+    /* Exclusive locks are only ever tried (LOCK_NB), by a process closing
+     * the queue; this waits at most while such a one flushes. */
     if (flock(fd, LOCK_SH) != 0) {
         free(w);
         status = pps__err_rc(errno, "cannot lock", path);

@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -179,4 +180,54 @@ Test(durability, messages_survive_reopening_in_every_mode, .timeout = 60)
         pps_config_free(cfg);
         pps_test_cleanup(dir);
     }
+}
+
+/* The boot id a nosync queue's first commit without flushes writes into
+ * pps.wake (bytes 32..71), and that the last handle to close clears after
+ * flushing everything: a clean shutdown leaves a queue the next boot
+ * trusts, a crash one it refuses (PPS_ELOST, test_env.c). */
+static void
+read_mark(const char *dir, char mark[40])
+{
+    char *wake = pps_test_path_in(dir, "q/pps.wake");
+    FILE *f = fopen(wake, "rb");
+    cr_assert_not_null(f, "%s", wake);
+    cr_assert_eq(fseek(f, 32, SEEK_SET), 0);
+    cr_assert_eq(fread(mark, 1, 40, f), 40);
+    fclose(f);
+    free(wake);
+    mark[39] = '\0';
+}
+
+Test(durability, nosync_mark_is_set_by_a_commit_and_cleared_by_a_clean_close,
+     .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    static const char *const subs[] = {"a", NULL};
+    pps_config *cfg =
+        pps_test_simple(dir, subs, NULL, "\"durability\": \"nosync\"");
+    char mark[40];
+    read_mark(dir, mark);
+    cr_assert_str_empty(mark, "marked before any unflushed commit");
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_pub *second = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
+    read_mark(dir, mark);
+    char boot[64] = {0};
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f != NULL) {
+        cr_assert_not_null(fgets(boot, sizeof(boot), f));
+        fclose(f);
+        boot[strcspn(boot, "\n")] = '\0';
+        cr_assert_str_eq(mark, boot, "the mark is not this boot's id");
+    }
+    /* One handle of the process still open: the queue stays marked. */
+    pps_pub_close(pub);
+    read_mark(dir, mark);
+    cr_assert_str_eq(mark, boot);
+    pps_pub_close(second);
+    read_mark(dir, mark);
+    cr_assert_str_empty(mark, "a clean close left the mark");
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
 }
