@@ -19,5 +19,6 @@ foreach(model lose-all torn)
   add_test(NAME ${name} COMMAND powercut --rounds 30 --durability cycle
       --both --model ${model} --p 0.5)
   set_tests_properties(${name} PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+      RESOURCE_LOCK fuse
       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1:abort_on_error=0;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan.supp;UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
 endforeach()

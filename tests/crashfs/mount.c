@@ -163,14 +163,24 @@ cfs_mount_stop(cfs_mount *m)
         }
     }
     int rc = -1;
-    for (int waited = 0; waited < 10000; waited += 5) {
+    /* A generous bound: under AddressSanitizer on a loaded 2-core machine
+     * the daemon's exit takes seconds. */
+    for (int waited = 0; waited < 60000; waited += 5) {
         if (waitpid(m->pid, &st, WNOHANG) == m->pid) {
             rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+            if (rc != 0) {
+                fprintf(stderr, "crashfs (pid %ld) ended with %s %d\n",
+                        (long)m->pid,
+                        WIFEXITED(st) ? "exit status" : "signal",
+                        WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+            }
             m->pid = 0;
             return rc;
         }
         sleep_ms(5);
     }
+    fprintf(stderr, "crashfs (pid %ld) still runs 60 s after its unmount\n",
+            (long)m->pid);
     kill(m->pid, SIGKILL);
     waitpid(m->pid, NULL, 0);
     m->pid = 0;
