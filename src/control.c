@@ -321,10 +321,10 @@ pps__ctl_open_queue(const pps__queue_cfg *q, pps__env **e, pps__subs *subs)
     if (status != PPS_OK) {
         return status;
     }
-    /* LMDB opens database handles in write transactions only (for this
-     * library: they must not run concurrently); this one writes nothing. */
-    status = pps__txn_run(*e, PPS__NOMETASYNC, open_subs_body, subs,
-                          "cannot open subscriber databases");
+    /* A transaction that writes nothing (a read transaction where the
+     * caller may only read the queue). */
+    status = pps__txn_open_handles(*e, open_subs_body, subs,
+                                   "cannot open subscriber databases");
     if (status != PPS_OK) {
         pps__subs_free(subs);
         pps__env_release(*e);

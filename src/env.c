@@ -174,10 +174,16 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
         return pps__err_foreign(e->path, "LMDB files without " PPS__WAKE_FILE
                                          ": another application's");
     }
+    /* A caller that may read the queue but not write it (a member of a
+     * group it is shared with for reading) opens it read-only. */
+    e->read_only = !create && exists && !pps__qdir_writable(dirfd);
     /* An existing queue's empty or zero-filled pps.wake (an interrupted
      * init) is rewritten only once data.mdb proved to be ours. */
-    int status = pps__wake_open(&e->wake, dirfd, e->path, create && !exists,
-                                q->file_mode);
+    int status =
+        e->read_only
+            ? pps__wake_open_readonly(&e->wake, dirfd, e->path, q->file_mode)
+            : pps__wake_open(&e->wake, dirfd, e->path, create && !exists,
+                             q->file_mode);
     bool repair_wake = status == PPS_ENOTINIT && create && exists;
     if (repair_wake) {
         pps__err_begin();
@@ -191,7 +197,7 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
         return pps__err_notinit(e->path,
                                 "queue not initialized (no data.mdb)");
     }
-    status = pps__qdir_prepare_lmdb(dirfd, e->path, q, create);
+    status = pps__qdir_prepare_lmdb(dirfd, e->path, q, create, e->read_only);
     if (status != PPS_OK) {
         return status;
     }
@@ -229,7 +235,8 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
             mapsize = (size_t)size;
         }
     }
-    status = lmdb_open(e, q, lmdb_path, mapsize, MDB_WRITEMAP | MDB_NOSYNC);
+    status = lmdb_open(e, q, lmdb_path, mapsize,
+                       e->read_only ? MDB_RDONLY : MDB_WRITEMAP | MDB_NOSYNC);
     if (status != PPS_OK) {
         return status;
     }
@@ -241,8 +248,10 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
     if (status == PPS_OK) {
         /* Creating the databases is flushed; opening them writes
          * nothing. */
-        status = pps__txn_run(e, create ? PPS__SYNC : PPS__NOMETASYNC,
-                              open_dbs, &create,
+        status = create ? pps__txn_run(e, PPS__SYNC, open_dbs, &create,
+                                       "cannot create internal databases")
+                        : pps__txn_open_handles(
+                              e, open_dbs, &create,
                               "cannot open internal databases");
     }
     if (status == PPS_OK && create) {
@@ -264,7 +273,7 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
 static void
 close_cleanly(pps__env *e)
 {
-    if (!pps__wake_marked(e->wake) ||
+    if (e->read_only || !pps__wake_marked(e->wake) ||
         pps__wake_unsynced_before(e->wake, e->boot_id) ||
         !pps__wake_sole_user(e->wake)) {
         return;
@@ -282,6 +291,7 @@ env_free(pps__env *e)
     }
     lmdb_close(e);
     pps__wake_close(e->wake);
+    pthread_mutex_destroy(&e->dbi_lock);
     free(e->path);
     free(e);
 }
@@ -353,6 +363,7 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
         free(e);
         return pps__err_nomem();
     }
+    pthread_mutex_init(&e->dbi_lock, NULL);
     e->dev = dev;
     e->ino = ino;
     e->pid = pid;

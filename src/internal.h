@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -386,9 +387,18 @@ bool pps__qdir_has(int dirfd, const char *name);
 int pps__qdir_open_file(int dirfd, const char *dir, const char *name,
                         int flags, bool create, unsigned file_mode, int *out);
 /* Checks (and with `create` creates) data.mdb and lock.mdb before LMDB
- * opens them by name, and allocates the lock file's blocks. */
+ * opens them by name, and allocates the lock file's blocks. `read_only`:
+ * data.mdb is only read (lock.mdb must still be writable: LMDB's reader
+ * slots are there). */
 int pps__qdir_prepare_lmdb(int dirfd, const char *dir,
-                           const pps__queue_cfg *q, bool create);
+                           const pps__queue_cfg *q, bool create,
+                           bool read_only);
+/* May the caller write data.mdb? (Not: a reader of a shared queue.) */
+bool pps__qdir_writable(int dirfd);
+/* The mode of lock.mdb for files of file_mode: whoever may read the queue
+ * may also take an LMDB reader slot, so the group gets write access where
+ * it has read access. */
+unsigned pps__qdir_lock_mode(unsigned file_mode);
 /* Gives the queue's files (owned by the caller) their configured mode:
  * init, once the queue proved to be one. */
 int pps__qdir_apply_modes(int dirfd, const char *dir, unsigned file_mode);
@@ -418,6 +428,10 @@ typedef struct pps__wake pps__wake;
  * without, it is PPS_ENOTINIT. A file of other content is PPS_EFOREIGN. */
 int pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
                    unsigned mode);
+/* The same, read-only (a reader of the queue: status, check): the file is
+ * mapped read-only and the process never notifies or marks. */
+int pps__wake_open_readonly(pps__wake **out, int dirfd, const char *dir,
+                            unsigned mode);
 void pps__wake_close(pps__wake *w);
 /* Wakes the receivers waiting on the queue (after a commit that added
  * messages). */
@@ -506,6 +520,11 @@ typedef int (*pps__txn_body)(pps__env *e, MDB_txn *txn, void *ctx,
  * and runs it once more if there were any. */
 int pps__txn_run(pps__env *e, int durability, pps__txn_body body, void *ctx,
                  const char *what);
+/* Runs body, which opens database handles and writes nothing, in a
+ * transaction that keeps them: a write transaction, or in a read-only
+ * environment a read transaction under e->dbi_lock. */
+int pps__txn_open_handles(pps__env *e, pps__txn_body body, void *ctx,
+                          const char *what);
 /* Clears the reader slots of dead processes; true if there were any. */
 bool pps__txn_reclaim_readers(pps__env *e);
 /* Commits a trivial change so that pages freed by the previous commit can
@@ -536,6 +555,12 @@ struct pps__env {
     pid_t pid;
     unsigned refs;
     bool opening; /* another thread is opening it: wait */
+    /* Opened read-only (the caller may read the queue, not write it):
+     * database handles are opened in read transactions, one at a time
+     * under dbi_lock (LMDB allows no two handle-opening transactions at
+     * once), and every write transaction is refused. */
+    bool read_only;
+    pthread_mutex_t dbi_lock;
 };
 
 /* Gets this process's environment of a queue directory, opening it if

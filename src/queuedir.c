@@ -259,12 +259,26 @@ fail:
     return status;
 }
 
+unsigned
+pps__qdir_lock_mode(unsigned file_mode)
+{
+    return file_mode | ((file_mode & 0040) >> 1);
+}
+
+bool
+pps__qdir_writable(int dirfd)
+{
+    return faccessat(dirfd, "data.mdb", W_OK, AT_EACCESS) == 0 ||
+           errno != EACCES;
+}
+
 int
 pps__qdir_prepare_lmdb(int dirfd, const char *dir, const pps__queue_cfg *q,
-                       bool create)
+                       bool create, bool read_only)
 {
     int fd = -1;
-    int status = pps__qdir_open_file(dirfd, dir, "data.mdb", O_RDWR, create,
+    int status = pps__qdir_open_file(dirfd, dir, "data.mdb",
+                                     read_only ? O_RDONLY : O_RDWR, create,
                                      q->file_mode, &fd);
     if (status == PPS_ENOTINIT) {
         return status;
@@ -274,8 +288,19 @@ pps__qdir_prepare_lmdb(int dirfd, const char *dir, const pps__queue_cfg *q,
     }
     if (status == PPS_OK) {
         /* LMDB creates it too, when missing. */
-        status = pps__qdir_open_file(dirfd, dir, "lock.mdb", O_RDWR, true,
-                                     q->file_mode, &fd);
+        status = pps__qdir_open_file(dirfd, dir, "lock.mdb", O_RDWR,
+                                     !read_only,
+                                     pps__qdir_lock_mode(q->file_mode), &fd);
+    }
+    if (status == PPS_ESTORAGE && read_only) {
+        char cause[256];
+        snprintf(cause, sizeof(cause), "%s", pps_last_error());
+        pps__err_begin(); /* this detail says more than the open's */
+        return pps__err(PPS_ESTORAGE,
+                        "%s: a reader of a queue needs write access to "
+                        "LMDB's lock file (init gives it to the group where "
+                        "the queue's mode lets the group read)",
+                        cause);
     }
     if (status != PPS_OK) {
         return status;
@@ -306,11 +331,13 @@ pps__qdir_apply_modes(int dirfd, const char *dir, unsigned file_mode)
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         int fd;
         struct stat st;
+        unsigned mode =
+            i == 1 ? pps__qdir_lock_mode(file_mode) : file_mode;
         int status = pps__qdir_open_file(dirfd, dir, names[i], O_RDONLY,
                                          false, file_mode, &fd);
         if (status == PPS_OK && fstat(fd, &st) == 0 &&
-            st.st_uid == geteuid() && (st.st_mode & 07777) != file_mode &&
-            fchmod(fd, file_mode) != 0) {
+            st.st_uid == geteuid() && (st.st_mode & 07777) != mode &&
+            fchmod(fd, mode) != 0) {
             status = pps__err_rc(errno, "cannot set mode of", dir);
         }
         if (fd >= 0) {

@@ -29,6 +29,14 @@
 int
 pps__txn_begin_write(pps__env *e, MDB_txn **txn)
 {
+    if (e->read_only) {
+        *txn = NULL;
+        return pps__err(PPS_ESTORAGE,
+                        "%s: this process may read the queue but not write "
+                        "it (data.mdb: Permission denied); status and check "
+                        "without repair work, the rest needs write access",
+                        e->path);
+    }
     int rc = mdb_txn_begin(e->env, NULL, 0, txn);
     if (rc != 0) {
         *txn = NULL;
@@ -153,6 +161,32 @@ pps__txn_run(pps__env *e, int durability, pps__txn_body body, void *ctx,
         pps__err_begin(); /* the first attempt's detail is moot */
         status = run_once(e, durability, body, ctx, what);
     }
+    return status;
+}
+
+int
+pps__txn_open_handles(pps__env *e, pps__txn_body body, void *ctx,
+                      const char *what)
+{
+    if (!e->read_only) {
+        return pps__txn_run(e, PPS__NOMETASYNC, body, ctx, what);
+    }
+    /* LMDB: a transaction that opens handles must end before another may
+     * open any; a read transaction's commit keeps them. */
+    MDB_txn *txn;
+    int durability = PPS__NOSYNC;
+    pthread_mutex_lock(&e->dbi_lock);
+    int status = pps__txn_begin_read(e, &txn);
+    if (status == PPS_OK) {
+        status = body(e, txn, ctx, &durability);
+        int rc = status == PPS_OK ? mdb_txn_commit(txn) : 0;
+        if (status != PPS_OK) {
+            mdb_txn_abort(txn);
+        } else if (rc != 0) {
+            status = pps__err_rc(rc, what, e->path);
+        }
+    }
+    pthread_mutex_unlock(&e->dbi_lock);
     return status;
 }
 

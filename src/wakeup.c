@@ -137,9 +137,10 @@ check_content(int fd, int dirfd, const char *dir, const char *path,
     return write_fresh(fd, dirfd, path);
 }
 
-int
-pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
-               unsigned mode)
+/* pps__wake_open() and pps__wake_open_readonly(). */
+static int
+open_mapped(pps__wake **out, int dirfd, const char *dir, bool create,
+            unsigned mode, bool read_only)
 {
     char path[PATH_MAX];
     void *map = MAP_FAILED;
@@ -155,8 +156,9 @@ pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
                                      PPS__WAKE_FILE ")");
     }
     int fd;
-    status = pps__qdir_open_file(dirfd, dir, PPS__WAKE_FILE, O_RDWR, create,
-                                 mode, &fd);
+    status = pps__qdir_open_file(dirfd, dir, PPS__WAKE_FILE,
+                                 read_only ? O_RDONLY : O_RDWR, create, mode,
+                                 &fd);
     if (status != PPS_OK) {
         return status;
     }
@@ -164,7 +166,8 @@ pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
     if (status != PPS_OK) {
         goto fail;
     }
-    map = mmap(NULL, WAKE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    map = mmap(NULL, WAKE_SIZE, PROT_READ | (read_only ? 0 : PROT_WRITE),
+               MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
         status = pps__err_rc(errno, "cannot map wake-up file", path);
         goto fail;
@@ -192,6 +195,20 @@ fail:
     }
     close(fd);
     return status;
+}
+
+int
+pps__wake_open(pps__wake **out, int dirfd, const char *dir, bool create,
+               unsigned mode)
+{
+    return open_mapped(out, dirfd, dir, create, mode, false);
+}
+
+int
+pps__wake_open_readonly(pps__wake **out, int dirfd, const char *dir,
+                        unsigned mode)
+{
+    return open_mapped(out, dirfd, dir, false, mode, true);
 }
 
 /* Flushes the page: what it says must survive a power cut. */

@@ -331,6 +331,127 @@ Test(deploy, group_sharing_in_a_setgid_directory_works, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+typedef struct reader_case {
+    const char *cfg_path;
+    const char *qpath;
+} reader_case;
+
+static int
+count_status(const pps_queue_status *st, void *user)
+{
+    *(uint64_t *)user = st->messages;
+    return 0;
+}
+
+/* In a child: become user nobody with the shared group, then read the
+ * queue: status and check work, writing is a clear PPS_ESTORAGE. */
+static void
+reader_child(const reader_case *c)
+{
+    gid_t groups[1] = {SHARED_GID};
+    if (setgroups(1, groups) != 0 || setgid(NOBODY) != 0 ||
+        setuid(NOBODY) != 0) {
+        _exit(77);
+    }
+    pps_config *cfg = NULL;
+    if (pps_config_load(&cfg, c->cfg_path) != PPS_OK) {
+        _exit(10);
+    }
+    uint64_t messages = 0;
+    int rc = pps_ctl_status(cfg, NULL, count_status, &messages);
+    if (rc != PPS_OK || messages != 3) {
+        fprintf(stderr, "reader: status: %s: %s (%llu messages)\n",
+                pps_status_name(rc), pps_last_error(),
+                (unsigned long long)messages);
+        _exit(11);
+    }
+    size_t problems = 1;
+    rc = pps_ctl_check(cfg, NULL, 0, NULL, NULL, &problems);
+    if (rc != PPS_OK || problems != 0) {
+        fprintf(stderr, "reader: check: %s: %s\n", pps_status_name(rc),
+                pps_last_error());
+        _exit(12);
+    }
+    pps_pub *pub = NULL;
+    rc = pps_pub_open(&pub, cfg, "pub");
+    if (rc != PPS_ESTORAGE || strstr(pps_last_error(), c->qpath) == NULL) {
+        fprintf(stderr, "reader: pub_open: %s: %s\n", pps_status_name(rc),
+                pps_last_error());
+        _exit(13);
+    }
+    rc = pps_ctl_check(cfg, NULL, 1, NULL, NULL, &problems);
+    if (rc != PPS_ESTORAGE) {
+        fprintf(stderr, "reader: check --repair: %s: %s\n",
+                pps_status_name(rc), pps_last_error());
+        _exit(14);
+    }
+    pps_config_free(cfg);
+    _exit(0);
+}
+
+/* A "0640" queue read by a member of its group (a second real user): status
+ * and check work without write access to the queue, and change nothing. */
+Test(deploy, a_group_reader_can_run_status_and_check, .timeout = 60)
+{
+    if (geteuid() != 0) {
+        cr_skip_test("needs root to create a queue of a shared group and to "
+                     "run a child as another user");
+    }
+    char *dir = pps_test_tmpdir();
+    cr_assert_eq(chmod(dir, 0755), 0);
+    char *shared = pps_test_path_in(dir, "shared");
+    cr_assert_eq(mkdir(shared, 0750), 0);
+    cr_assert_eq(chown(shared, 0, SHARED_GID), 0);
+    cr_assert_eq(chmod(shared, 02750), 0);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"pub\": {\"out_queue\": \"q\"}, \"s1\": {\"in_queue\": \"q\"},"
+             " \"queues\": {\"q\": {\"path\": \"%s/q\", \"mode\": \"0640\","
+             " \"subscribers\": [\"s1\"]}}}",
+             shared);
+    pps_config *cfg = pps_test_queue(dir, json);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
+    }
+    pps_pub_close(pub);
+    char *qpath = pps_test_path_in(shared, "q");
+    char *data = pps_test_path_in(qpath, "data.mdb");
+    struct stat before, after;
+    cr_assert_eq(stat(data, &before), 0);
+    char *cfg_path = pps_test_config_path(dir);
+    reader_case c = {cfg_path, qpath};
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        reader_child(&c);
+    }
+    int status = pps_test_wait(pid);
+    cr_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        cr_skip_test("cannot switch to user nobody");
+    }
+    cr_assert_eq(WEXITSTATUS(status), 0, "the group reader failed (%d)",
+                 WEXITSTATUS(status));
+    cr_assert_eq(stat(data, &after), 0);
+    cr_assert_eq(after.st_size, before.st_size);
+    cr_assert_eq(after.st_mtim.tv_sec, before.st_mtim.tv_sec,
+                 "a reader changed data.mdb");
+    cr_assert_eq(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec,
+                 "a reader changed data.mdb");
+    pps_sub *sub = pps_test_sub_open(cfg, "s1");
+    pps_test_sink *sink = pps_test_sink_new();
+    cr_assert_eq(pps_test_drain(sub, sink), 3);
+    pps_test_sink_del(sink);
+    pps_sub_close(sub);
+    free(cfg_path);
+    free(data);
+    free(qpath);
+    free(shared);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
 /* ---- interrupted init -------------------------------------------------------- */
 
 /* An init SIGKILLed at any moment is finished by the next one: 200 kills
