@@ -33,6 +33,30 @@ pps__config_find_queues(const pps_config *cfg, const char *name,
                     cfg->file, name);
 }
 
+int
+pps__config_handle_role(const pps_config *cfg, const char *id,
+                        bool publisher, const pps__component **comp,
+                        const char *what)
+{
+    const char *id_name = publisher ? "pub_id" : "sub_id";
+    const char *role = publisher ? "out_queue" : "in_queue";
+    if (cfg == NULL || id == NULL) {
+        return pps__err(PPS_EINVAL, "%s: %s is NULL", what,
+                        cfg == NULL ? "cfg" : id_name);
+    }
+    const pps__component *c = pps__config_component(cfg, id);
+    if (c == NULL) {
+        return pps__err(PPS_ENOTFOUND, "%s: no component \"%s\"", cfg->file,
+                        id);
+    }
+    if ((publisher ? c->out_queue : c->in_queue) < 0) {
+        return pps__err(PPS_ENOTFOUND, "%s: component \"%s\" has no %s",
+                        cfg->file, id, role);
+    }
+    *comp = c;
+    return PPS_OK;
+}
+
 size_t
 pps_config_queue_count(const pps_config *cfg)
 {

@@ -200,6 +200,13 @@ void pps__config_dirs_free(pps__config_dirs *d);
  * PPS_ENOTFOUND if none matches. */
 int pps__config_find_queues(const pps_config *cfg, const char *name,
                             size_t *first, size_t *end);
+/* The checks of pps_pub_open() (publisher) and pps_sub_open(): PPS_EINVAL
+ * for NULL arguments, PPS_ENOTFOUND unless cfg has component id with an
+ * out_queue (publisher) or an in_queue, which *comp then gets. `what`
+ * names the call. */
+int pps__config_handle_role(const pps_config *cfg, const char *id,
+                            bool publisher, const pps__component **comp,
+                            const char *what);
 
 /* ---- storage layout (layout.c) ------------------------------------------- */
 

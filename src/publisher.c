@@ -230,20 +230,14 @@ pps_pub_open(pps_pub **out, const pps_config *cfg, const char *pub_id)
     int status;
 
     pps__err_begin();
+    const pps__component *c;
     if (out == NULL) {
         return pps__err(PPS_EINVAL, "pps_pub_open: out is NULL");
     }
     *out = NULL;
-    if (cfg == NULL || pub_id == NULL) {
-        return pps__err(PPS_EINVAL, "pps_pub_open: %s is NULL",
-                        cfg == NULL ? "cfg" : "pub_id");
-    }
-    const pps__component *c = pps__config_component(cfg, pub_id);
-    if (c == NULL || c->out_queue < 0) {
-        return pps__err(PPS_ENOTFOUND,
-                        c == NULL ? "%s: no component \"%s\""
-                                  : "%s: component \"%s\" has no out_queue",
-                        cfg->file, pub_id);
+    status = pps__config_handle_role(cfg, pub_id, true, &c, "pps_pub_open");
+    if (status != PPS_OK) {
+        return status;
     }
     pub = calloc(1, sizeof(*pub));
     if (pub == NULL) {

@@ -115,20 +115,14 @@ pps_sub_open(pps_sub **out, const pps_config *cfg, const char *sub_id)
     int status;
 
     pps__err_begin();
+    const pps__component *c;
     if (out == NULL) {
         return pps__err(PPS_EINVAL, "pps_sub_open: out is NULL");
     }
     *out = NULL;
-    if (cfg == NULL || sub_id == NULL) {
-        return pps__err(PPS_EINVAL, "pps_sub_open: %s is NULL",
-                        cfg == NULL ? "cfg" : "sub_id");
-    }
-    const pps__component *c = pps__config_component(cfg, sub_id);
-    if (c == NULL || c->in_queue < 0) {
-        return pps__err(PPS_ENOTFOUND,
-                        c == NULL ? "%s: no component \"%s\""
-                                  : "%s: component \"%s\" has no in_queue",
-                        cfg->file, sub_id);
+    status = pps__config_handle_role(cfg, sub_id, false, &c, "pps_sub_open");
+    if (status != PPS_OK) {
+        return status;
     }
     sub = calloc(1, sizeof(*sub));
     if (sub == NULL || (sub->id = strdup(sub_id)) == NULL) {
