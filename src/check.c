@@ -385,7 +385,7 @@ check_queue(const pps__queue_cfg *q, bool repair, pps_problem_fn fn,
     pps__env *e;
     pps__subs subs = {0};
     MDB_txn *txn = NULL;
-    int status = pps__ctl_open_queue(q, &e, &subs);
+    int status = pps__ctl_open_queue(q, repair, &e, &subs);
     if (status != PPS_OK) {
         return status;
     }

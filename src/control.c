@@ -315,9 +315,11 @@ open_subs_body(pps__env *e, MDB_txn *txn, void *subs, int *durability)
 }
 
 int
-pps__ctl_open_queue(const pps__queue_cfg *q, pps__env **e, pps__subs *subs)
+pps__ctl_open_queue(const pps__queue_cfg *q, bool write, pps__env **e,
+                    pps__subs *subs)
 {
-    int status = pps__env_acquire(e, q, false);
+    int status = write ? pps__env_acquire(e, q, false)
+                       : pps__env_acquire_reader(e, q);
     if (status != PPS_OK) {
         return status;
     }

@@ -163,7 +163,8 @@ lost_in_crash(pps__env *e, int dirfd, bool create, int64_t *size)
 
 /* Everything between "this directory" and "an environment to use". */
 static int
-env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
+env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create,
+         bool reader)
 {
     char lmdb_path[PATH_MAX];
     /* Never hand LMDB the directory of another application: without the
@@ -176,7 +177,9 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create)
     }
     /* A caller that may read the queue but not write it (a member of a
      * group it is shared with for reading) opens it read-only. */
-    e->read_only = !create && exists && !pps__qdir_writable(dirfd);
+    bool writable = create || !exists || pps__qdir_writable(dirfd);
+    e->read_only = !writable || (reader && exists);
+    e->read_only_by_choice = writable && e->read_only;
     /* An existing queue's empty or zero-filled pps.wake (an interrupted
      * init) is rewritten only once data.mdb proved to be ours. */
     int status =
@@ -299,7 +302,7 @@ env_free(pps__env *e)
 /* Finds this process's entry for (dev, ino), waiting while another thread
  * opens it; drops entries inherited through fork(). Under the lock. */
 static pps__env *
-find_locked(dev_t dev, ino_t ino, pid_t pid)
+find_locked(dev_t dev, ino_t ino, pid_t pid, bool write)
 {
     for (;;) {
         pps__env *found = NULL;
@@ -314,7 +317,11 @@ find_locked(dev_t dev, ino_t ino, pid_t pid)
             }
             pp = &it->next;
         }
-        if (found == NULL || !found->opening) {
+        /* An environment a reader opened read-only although it could
+         * write (to change nothing: pps__env_acquire_reader()) is given up
+         * when the reader is done; a writer waits for that. */
+        if (found == NULL ||
+            !(found->opening || (write && found->read_only_by_choice))) {
             return found;
         }
         pthread_cond_wait(&registry_opened, &registry_lock);
@@ -332,8 +339,9 @@ unlink_locked(pps__env *e)
     }
 }
 
-int
-pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
+/* pps__env_acquire() and pps__env_acquire_reader(). */
+static int
+acquire(pps__env **out, const pps__queue_cfg *q, bool create, bool reader)
 {
     dev_t dev;
     ino_t ino;
@@ -346,7 +354,7 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
         return status;
     }
     pthread_mutex_lock(&registry_lock);
-    pps__env *e = find_locked(dev, ino, pid);
+    pps__env *e = find_locked(dev, ino, pid, !reader);
     if (e != NULL) {
         e->refs++;
         pthread_mutex_unlock(&registry_lock);
@@ -373,7 +381,7 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
     registry = e;
     pthread_mutex_unlock(&registry_lock);
 
-    status = env_open(e, q, dirfd, create);
+    status = env_open(e, q, dirfd, create, reader);
     close(dirfd);
 
     pthread_mutex_lock(&registry_lock);
@@ -391,6 +399,18 @@ pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
     return PPS_OK;
 }
 
+int
+pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create)
+{
+    return acquire(out, q, create, false);
+}
+
+int
+pps__env_acquire_reader(pps__env **out, const pps__queue_cfg *q)
+{
+    return acquire(out, q, false, true);
+}
+
 void
 pps__env_release(pps__env *e)
 {
@@ -401,6 +421,7 @@ pps__env_release(pps__env *e)
     bool last = --e->refs == 0;
     if (last) {
         unlink_locked(e);
+        pthread_cond_broadcast(&registry_opened); /* writers may wait */
     }
     pthread_mutex_unlock(&registry_lock);
     if (last) {

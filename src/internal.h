@@ -567,6 +567,7 @@ struct pps__env {
      * under dbi_lock (LMDB allows no two handle-opening transactions at
      * once), and every write transaction is refused. */
     bool read_only;
+    bool read_only_by_choice; /* by a reader that could write */
     pthread_mutex_t dbi_lock;
 };
 
@@ -576,6 +577,11 @@ struct pps__env {
  * missing; without it a directory lacking any of them is PPS_ENOTINIT and
  * nothing is written to it. */
 int pps__env_acquire(pps__env **out, const pps__queue_cfg *q, bool create);
+/* The same for a reader that changes nothing (status, check): a queue not
+ * open in this process yet is opened read-only (no file of it changes,
+ * its time included); a writer of the same process wanting it meanwhile
+ * waits until the reader let go. */
+int pps__env_acquire_reader(pps__env **out, const pps__queue_cfg *q);
 /* Drops the caller's reference; the last one closes the environment. A
  * reference taken in a parent process is ignored in a child after fork(). */
 void pps__env_release(pps__env *e);
@@ -602,10 +608,11 @@ uint64_t pps__hwm_prune_count(uint64_t count);
 
 /* ---- control (control.c) ------------------------------------------------- */
 
-/* Acquires the environment of an initialized queue and, in a write
- * transaction committed before it returns, opens every subscriber's
- * database; on failure nothing is left to release. */
-int pps__ctl_open_queue(const pps__queue_cfg *q, pps__env **e,
+/* Acquires the environment of an initialized queue (for writing, or as a
+ * reader that changes nothing: pps__env_acquire_reader()) and, in a
+ * transaction that writes nothing and ended before it returns, opens every
+ * subscriber's database; on failure nothing is left to release. */
+int pps__ctl_open_queue(const pps__queue_cfg *q, bool write, pps__env **e,
                         pps__subs *subs);
 
 #endif /* PERSIPUBSUB_INTERNAL_H */

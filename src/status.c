@@ -88,7 +88,7 @@ status_queue(const pps__queue_cfg *q, pps_status_fn fn, void *user)
     pps__subs subs = {0};
     pps_subscriber_status *ss = NULL;
     pps_queue_status st = {.key = q->key, .path = q->path};
-    int status = pps__ctl_open_queue(q, &e, &subs);
+    int status = pps__ctl_open_queue(q, false, &e, &subs);
     if (status != PPS_OK) {
         return status;
     }

@@ -452,6 +452,34 @@ Test(deploy, a_group_reader_can_run_status_and_check, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+/* The owner's status and check (without repair) change no file of the
+ * queue, its modification time included: they open it read-only. */
+Test(deploy, status_and_check_change_no_file, .timeout = 60)
+{
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_small_queue(dir, 1 * PPS_TEST_MIB, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
+    pps_pub_close(pub);
+    pps_test_snap *before = pps_test_snap_take(dir);
+    pps_test_qstat q;
+    cr_assert_eq(pps_ctl_status(cfg, NULL, pps_test_qstat_cb, &q), PPS_OK,
+                 "%s", pps_last_error());
+    cr_assert_eq(q.messages, 1);
+    size_t problems = 1;
+    cr_assert_eq(pps_ctl_check(cfg, NULL, 0, NULL, NULL, &problems), PPS_OK,
+                 "%s", pps_last_error());
+    cr_assert_eq(problems, 0);
+    pps_test_expect_untouched(dir, before, "status and check");
+    /* A writer after them gets a writable queue. */
+    pub = pps_test_pub_open(cfg, "pub");
+    cr_assert_eq(pps_pub_send(pub, "n", 1), PPS_OK, "%s", pps_last_error());
+    pps_pub_close(pub);
+    free(before);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
+
 /* ---- interrupted init -------------------------------------------------------- */
 
 /* An init SIGKILLed at any moment is finished by the next one: 200 kills
