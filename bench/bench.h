@@ -117,6 +117,15 @@ int64_t bench_now_ns(void);
 /* Sleeps until the CLOCK_MONOTONIC time `at_ns`. */
 void bench_sleep_until(int64_t at_ns);
 void bench_sleep_ns(int64_t ns);
+/* A polling subscriber found nothing: sleeps poll_ns and returns 0, or,
+ * after BENCH_RECV_TIMEOUT_MS without a message since *idle_since (0: none
+ * yet, set here), fails naming `who` and returns -1. */
+int bench_idle_wait(int64_t *idle_since, int64_t poll_ns, const char *who);
+/* A subscriber received all: records its end, its count and (latency) the
+ * number of samples in the shared page; fails naming `who` if it saw a
+ * message out of order (bad). 0 or -1. */
+int bench_sub_done(int idx, uint64_t count, int latency, int bad,
+                   const char *who);
 /* Prints "pps-bench: " and the message to stderr. */
 void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -212,18 +212,9 @@ flow_subscriber(const flow_ctx *c, int idx)
             goto done;
         }
     }
-    shm->sub_end_ns[idx] = bench_now_ns();
-    shm->sub_count[idx] = s.count;
-    if (s.latency) {
-        shm->n_samples = s.count < shm->cap_samples ? s.count
-                                                    : shm->cap_samples;
-    }
-    if (s.bad) {
-        bench_fail("persipubsub: %s got a message out of order or of the "
-                   "wrong size", id);
-        goto done;
-    }
-    rc = 0;
+    char who[64];
+    snprintf(who, sizeof(who), "persipubsub: %s", id);
+    rc = bench_sub_done(idx, s.count, s.latency, s.bad, who);
 done:
     pps_sub_close(sub);
     pps_config_free(cfg);

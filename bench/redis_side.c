@@ -440,7 +440,6 @@ done:
 static int
 flow_subscriber(const bench_flow *f, int idx)
 {
-    bench_shm *shm = bench_shm_get();
     rsub s = {.idx = idx, .latency = f->latency && idx == 0};
     const char **argv = malloc((3 + f->sub_batch) * sizeof(*argv));
     size_t *lens = malloc((3 + f->sub_batch) * sizeof(*lens));
@@ -456,17 +455,9 @@ flow_subscriber(const bench_flow *f, int idx)
             goto done;
         }
     }
-    shm->sub_end_ns[idx] = bench_now_ns();
-    shm->sub_count[idx] = s.count;
-    if (s.latency) {
-        shm->n_samples = s.count < shm->cap_samples ? s.count
-                                                    : shm->cap_samples;
-    }
-    if (s.bad) {
-        bench_fail("redis: sub%d got a message out of order", idx);
-        goto done;
-    }
-    rc = 0;
+    char who[32];
+    snprintf(who, sizeof(who), "redis: sub%d", idx);
+    rc = bench_sub_done(idx, s.count, s.latency, s.bad, who);
 done:
     if (c != NULL) {
         redisFree(c);

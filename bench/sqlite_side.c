@@ -280,7 +280,6 @@ done:
 static int
 flow_subscriber(const bench_flow *f, int idx)
 {
-    bench_shm *shm = bench_shm_get();
     lite l;
     lite_sub s = {.idx = idx, .latency = f->latency && idx == 0};
     if (lite_open(&l, f->dir, f->durable, f->n_subs, 0) != 0) {
@@ -288,39 +287,23 @@ flow_subscriber(const bench_flow *f, int idx)
     }
     bench_child_ready();
     int64_t idle_since = 0;
-    while (s.count < f->n) {
+    char who[32];
+    snprintf(who, sizeof(who), "sqlite: sub%d", idx);
+    int rc = 0;
+    while (rc == 0 && s.count < f->n) {
         size_t got;
-        if (lite_take(&l, &s, f->sub_batch, &got) != 0) {
-            lite_close(&l);
-            return -1;
-        }
-        if (got > 0) {
+        rc = lite_take(&l, &s, f->sub_batch, &got);
+        if (rc == 0 && got == 0) {
+            rc = bench_idle_wait(&idle_since, POLL_NS, who);
+        } else if (rc == 0) {
             idle_since = 0;
-            continue;
         }
-        int64_t now = bench_now_ns();
-        if (idle_since == 0) {
-            idle_since = now;
-        } else if (now - idle_since > (int64_t)BENCH_RECV_TIMEOUT_MS * 1000000) {
-            bench_fail("sqlite: sub%d got no message for %d ms", idx,
-                       BENCH_RECV_TIMEOUT_MS);
-            lite_close(&l);
-            return -1;
-        }
-        bench_sleep_ns(POLL_NS);
     }
-    shm->sub_end_ns[idx] = bench_now_ns();
-    shm->sub_count[idx] = s.count;
-    if (s.latency) {
-        shm->n_samples = s.count < shm->cap_samples ? s.count
-                                                    : shm->cap_samples;
+    if (rc == 0) {
+        rc = bench_sub_done(idx, s.count, s.latency, s.bad, who);
     }
     lite_close(&l);
-    if (s.bad) {
-        bench_fail("sqlite: sub%d got a message out of order", idx);
-        return -1;
-    }
-    return 0;
+    return rc;
 }
 
 static int

@@ -51,6 +51,38 @@ bench_sleep_ns(int64_t ns)
     nanosleep(&ts, NULL);
 }
 
+int
+bench_idle_wait(int64_t *idle_since, int64_t poll_ns, const char *who)
+{
+    int64_t now = bench_now_ns();
+    if (*idle_since == 0) {
+        *idle_since = now;
+    } else if (now - *idle_since > (int64_t)BENCH_RECV_TIMEOUT_MS * 1000000) {
+        bench_fail("%s got no message for %d ms", who, BENCH_RECV_TIMEOUT_MS);
+        return -1;
+    }
+    bench_sleep_ns(poll_ns);
+    return 0;
+}
+
+int
+bench_sub_done(int idx, uint64_t count, int latency, int bad,
+               const char *who)
+{
+    bench_shm *page = bench_shm_get();
+    page->sub_end_ns[idx] = bench_now_ns();
+    page->sub_count[idx] = count;
+    if (latency) {
+        page->n_samples = count < page->cap_samples ? count
+                                                    : page->cap_samples;
+    }
+    if (bad) {
+        bench_fail("%s got a message out of order or of the wrong size", who);
+        return -1;
+    }
+    return 0;
+}
+
 void
 bench_fail(const char *fmt, ...)
 {
