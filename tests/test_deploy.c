@@ -231,6 +231,39 @@ Test(deploy, queue_of_another_user_is_refused_by_root, .timeout = 60)
     pps_test_cleanup(dir);
 }
 
+/* In a child: become user nobody with the shared group as a
+ * supplementary group (exit 77 where that is impossible). */
+static void
+become_member(void)
+{
+    gid_t groups[1] = {SHARED_GID};
+    if (setgroups(1, groups) != 0 || setgid(NOBODY) != 0 ||
+        setuid(NOBODY) != 0) {
+        _exit(77);
+    }
+}
+
+/* A directory "shared" in dir of the shared group, set-group-ID with
+ * dir_mode, holding queue "q" of file mode `mode`, initialized by root;
+ * *shared gets its path. */
+static pps_config *
+shared_queue(const char *dir, mode_t dir_mode, const char *mode,
+             char **shared)
+{
+    cr_assert_eq(chmod(dir, 0755), 0);
+    *shared = pps_test_path_in(dir, "shared");
+    cr_assert_eq(mkdir(*shared, 0700), 0);
+    cr_assert_eq(chown(*shared, 0, SHARED_GID), 0);
+    cr_assert_eq(chmod(*shared, dir_mode), 0);
+    char json[1024];
+    snprintf(json, sizeof(json),
+             "{\"pub\": {\"out_queue\": \"q\"}, \"s1\": {\"in_queue\": \"q\"},"
+             " \"queues\": {\"q\": {\"path\": \"%s/q\", \"mode\": \"%s\","
+             " \"subscribers\": [\"s1\"]}}}",
+             *shared, mode);
+    return pps_test_queue(dir, json);
+}
+
 typedef struct member_case {
     const char *cfg_path;
     int pipe_fd;
@@ -241,11 +274,7 @@ typedef struct member_case {
 static void
 member_child(const member_case *c)
 {
-    gid_t groups[1] = {SHARED_GID};
-    if (setgroups(1, groups) != 0 || setgid(NOBODY) != 0 ||
-        setuid(NOBODY) != 0) {
-        _exit(77);
-    }
+    become_member();
     pps_config *cfg = NULL;
     if (pps_config_load(&cfg, c->cfg_path) != PPS_OK) {
         fprintf(stderr, "load: %s\n", pps_last_error());
@@ -276,18 +305,8 @@ Test(deploy, group_sharing_in_a_setgid_directory_works, .timeout = 60)
                      "run a child as another user");
     }
     char *dir = pps_test_tmpdir();
-    cr_assert_eq(chmod(dir, 0755), 0);
-    char *shared = pps_test_path_in(dir, "shared");
-    cr_assert_eq(mkdir(shared, 0770), 0);
-    cr_assert_eq(chown(shared, 0, SHARED_GID), 0);
-    cr_assert_eq(chmod(shared, 02770), 0);
-    char json[1024];
-    snprintf(json, sizeof(json),
-             "{\"pub\": {\"out_queue\": \"q\"}, \"s1\": {\"in_queue\": \"q\"},"
-             " \"queues\": {\"q\": {\"path\": \"%s/q\", \"mode\": \"0660\","
-             " \"subscribers\": [\"s1\"]}}}",
-             shared);
-    pps_config *cfg = pps_test_queue(dir, json);
+    char *shared = NULL;
+    pps_config *cfg = shared_queue(dir, 02770, "0660", &shared);
     char *qpath = pps_test_path_in(shared, "q");
     struct stat st;
     cr_assert_eq(stat(qpath, &st), 0);
@@ -348,11 +367,7 @@ count_status(const pps_queue_status *st, void *user)
 static void
 reader_child(const reader_case *c)
 {
-    gid_t groups[1] = {SHARED_GID};
-    if (setgroups(1, groups) != 0 || setgid(NOBODY) != 0 ||
-        setuid(NOBODY) != 0) {
-        _exit(77);
-    }
+    become_member();
     pps_config *cfg = NULL;
     if (pps_config_load(&cfg, c->cfg_path) != PPS_OK) {
         _exit(10);
@@ -398,18 +413,8 @@ Test(deploy, a_group_reader_can_run_status_and_check, .timeout = 60)
                      "run a child as another user");
     }
     char *dir = pps_test_tmpdir();
-    cr_assert_eq(chmod(dir, 0755), 0);
-    char *shared = pps_test_path_in(dir, "shared");
-    cr_assert_eq(mkdir(shared, 0750), 0);
-    cr_assert_eq(chown(shared, 0, SHARED_GID), 0);
-    cr_assert_eq(chmod(shared, 02750), 0);
-    char json[1024];
-    snprintf(json, sizeof(json),
-             "{\"pub\": {\"out_queue\": \"q\"}, \"s1\": {\"in_queue\": \"q\"},"
-             " \"queues\": {\"q\": {\"path\": \"%s/q\", \"mode\": \"0640\","
-             " \"subscribers\": [\"s1\"]}}}",
-             shared);
-    pps_config *cfg = pps_test_queue(dir, json);
+    char *shared = NULL;
+    pps_config *cfg = shared_queue(dir, 02750, "0640", &shared);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
