@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -71,9 +72,37 @@ lmdb_open(pps__env *e, const pps__queue_cfg *q, const char *path,
     return PPS_OK;
 }
 
+/* Maps data.mdb's two meta pages, for the flushes of sync commits
+ * (pps__txn_commit()). */
+static int
+map_metas(pps__env *e)
+{
+    MDB_stat st;
+    mdb_filehandle_t fd;
+    int rc = mdb_env_stat(e->env, &st);
+    if (rc == 0) {
+        rc = mdb_env_get_fd(e->env, &fd);
+    }
+    if (rc != 0) {
+        return pps__err_rc(rc, "cannot map the meta pages of", e->path);
+    }
+    size_t len = 2 * (size_t)st.ms_psize;
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        return pps__err_rc(errno, "cannot map the meta pages of", e->path);
+    }
+    e->metas = m;
+    e->metas_len = len;
+    return PPS_OK;
+}
+
 static void
 lmdb_close(pps__env *e)
 {
+    if (e->metas != NULL) {
+        munmap(e->metas, e->metas_len);
+        e->metas = NULL;
+    }
     if (e->env != NULL) {
         mdb_env_close(e->env);
         e->env = NULL;
@@ -242,6 +271,12 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create,
                        e->read_only ? MDB_RDONLY : MDB_WRITEMAP | MDB_NOSYNC);
     if (status != PPS_OK) {
         return status;
+    }
+    if (!e->read_only) {
+        status = map_metas(e);
+        if (status != PPS_OK) {
+            return status;
+        }
     }
     int dead = 0;
     int rc = mdb_reader_check(e->env, &dead);

@@ -555,6 +555,11 @@ struct pps__env {
     _Atomic int64_t readers_checked_ns;
     _Atomic bool unsynced;
     char boot_id[PPS__BOOT_ID_SIZE]; /* this boot's, read at open */
+    /* A shared mapping of data.mdb's two meta pages (writable envs): a
+     * sync commit flushes them after the write lock is released
+     * (pps__txn_commit()). NULL when read-only. */
+    void *metas;
+    size_t metas_len;
     /* The registry's (env.c), under its lock. */
     pps__env *next;
     dev_t dev;

@@ -6,13 +6,22 @@
  * each commit; that is safe because only the thread holding the write
  * transaction commits, and LMDB serializes writers):
  *
- *   PPS__SYNC        data pages flushed, then the meta page flushed
+ *   PPS__SYNC        data pages flushed, then the meta page written and,
+ *                    once the write lock is released, flushed
  *   PPS__NOMETASYNC  data pages flushed, then the meta page written (it
  *                    reaches the disk with a later flush)
  *   PPS__NOSYNC      nothing flushed (nosync queues only); the boot is
  *                    marked in pps.wake first, so that the next boot
  *                    notices if an OS crash lost such commits
  *
+ * A sync commit is a nometasync one followed by a flush of the two meta
+ * pages alone (through a small mapping of their own, env.c), made after
+ * LMDB released its write lock: the next writer (another publisher, a
+ * subscriber consuming) commits while this one waits for the disk, and its
+ * data flush carries this meta page too. The order LMDB relies on holds:
+ * the data of every commit is on the disk before its meta page is written,
+ * and the send returns only when its meta page is on the disk as well.
+
  * With MDB_WRITEMAP, MDB_NOSYNC leaves the kernel free to write the meta
  * page before the pages it names, and a power cut then corrupts the queue;
  * so a queue whose durability is sync or nometasync never commits anything
@@ -25,6 +34,9 @@
  * more after a reclaim that found any (pps__txn_run()).
  */
 #include "internal.h"
+
+#include <errno.h>
+#include <sys/mman.h>
 
 int
 pps__txn_begin_write(pps__env *e, MDB_txn **txn)
@@ -117,13 +129,17 @@ pps__txn_commit(pps__env *e, MDB_txn *txn, int durability, const char *what)
     mdb_env_set_flags(env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
     if (durability == PPS__NOSYNC) {
         mdb_env_set_flags(env, MDB_NOSYNC, 1);
-    } else if (durability == PPS__NOMETASYNC) {
+    } else {
         mdb_env_set_flags(env, MDB_NOMETASYNC, 1);
     }
     int rc = mdb_txn_commit(txn);
     if (rc != 0) {
         /* mdb_txn_commit() frees the transaction even when it fails. */
         return pps__err_rc(rc, what, e->path);
+    }
+    if (durability == PPS__SYNC &&
+        msync(e->metas, e->metas_len, MS_SYNC) != 0) {
+        return pps__err_rc(errno, "cannot flush the commit of", e->path);
     }
     return PPS_OK;
 }

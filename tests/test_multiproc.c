@@ -539,7 +539,9 @@ empty(pps_sub *sub)
 }
 
 /* How many mappings of the queue's file `name` this process has: one per
- * LMDB environment open on it (-1 where /proc is missing). */
+ * LMDB environment open on it (-1 where /proc is missing). The small
+ * mapping of data.mdb's two meta pages that a writable environment keeps
+ * beside LMDB's map (for the flushes of sync commits) is not counted. */
 static int
 mappings(const char *dir, const char *name)
 {
@@ -554,7 +556,10 @@ mappings(const char *dir, const char *name)
     while (fgets(line, sizeof(line), f) != NULL) {
         line[strcspn(line, "\n")] = '\0';
         size_t ll = strlen(line), wl = strlen(want);
-        if (ll >= wl && strcmp(line + ll - wl, want) == 0) {
+        unsigned long long lo = 0, hi = 0;
+        bool metas = sscanf(line, "%llx-%llx", &lo, &hi) == 2 &&
+                     hi - lo <= 2 * (unsigned long long)sysconf(_SC_PAGESIZE);
+        if (ll >= wl && strcmp(line + ll - wl, want) == 0 && !metas) {
             n++;
         }
     }
