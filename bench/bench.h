@@ -85,7 +85,7 @@ typedef struct bench_metric {
 
 /* What the report says about the run itself. */
 typedef struct bench_report {
-    size_t n, n_sync, n_batch, backlog, w4_sends;
+    size_t n, n_sync, n_batch, n_w5, backlog, w4_sends;
     double w3_secs;
     int reps;
     int quick;

@@ -201,12 +201,14 @@ bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
                "preliminary\n");
     }
     printf("W1 sync %zu msgs, W1 nosync %zu, W2 %zu (batches of 100), W3 %.1f "
-           "s at 1,000/s, W4 %zu backlog, %zu sends\n\n",
-           r->n_sync, r->n, r->n_batch, r->w3_secs, r->backlog, r->w4_sends);
-    printf("peers: \"sync\" = SQLite synchronous=FULL, Redis appendfsync "
-           "always; otherwise NORMAL, everysec. x base/sqlite/redis/pipe = "
+           "s at 1,000/s, W4 %zu backlog, %zu sends, W5 %zu (4 publishers)"
+           "\n\n",
+           r->n_sync, r->n, r->n_batch, r->w3_secs, r->backlog, r->w4_sends,
+           r->n_w5);
+    printf("peers: \"sync\" (W1 sync, W5) = SQLite synchronous=FULL, Redis "
+           "appendfsync always; otherwise NORMAL, everysec. x base/sqlite/redis/pipe = "
            "persipubsub / that peer\n\n");
-    printf("%-11s %-19s %-6s %11s %11s %7s %11s %7s %11s %7s %8s %7s  "
+    printf("%-14s %-19s %-6s %11s %11s %7s %11s %7s %11s %7s %8s %7s  "
            "%-13s %s\n",
            "workload", "metric", "unit", "persipubsub", "baseline", "x base",
            "sqlite", "x sqlite", "redis", "x redis", "pipe", "x pipe",
@@ -225,7 +227,7 @@ bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
         }
         target_text(m, t, sizeof(t));
         int ok = met(m);
-        printf("%-11s %-19s %-6s %11s", m->workload, m->name, m->unit,
+        printf("%-14s %-19s %-6s %11s", m->workload, m->name, m->unit,
                v[IMPL_PPS]);
         for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
             printf(cols[k] == IMPL_PIPE ? " %8s %7s" : " %11s %7s",
@@ -307,11 +309,11 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
                 "  \"persipubsub\": \"%s\",\n  \"lmdb\": \"%s\",\n"
                 "  \"sqlite\": \"%s\",\n  \"redis\": \"%s\",\n"
                 "  \"hiredis\": \"%d.%d.%d\",\n"
-                "  \"peers\": {\"sqlite\": \"WAL; W1 sync synchronous=FULL, "
-                "otherwise NORMAL; subscribers poll every 50 us\", "
-                "\"redis\": \"Streams, a consumer group per subscriber; "
-                "appendonly, W1 sync appendfsync always, otherwise "
-                "everysec\"},\n"
+                "  \"peers\": {\"sqlite\": \"WAL; W1 sync and W5 "
+                "synchronous=FULL, otherwise NORMAL; subscribers poll every "
+                "50 us\", \"redis\": \"Streams, a consumer group per "
+                "subscriber; appendonly, W1 sync and W5 appendfsync always, "
+                "otherwise everysec\"},\n"
                 "  \"system\": \"%s %s %s\",\n  \"cpus\": %ld,\n",
             date, pps_version(), mdb_version(NULL, NULL, NULL),
             sqlite3_libversion(), redis_bench_version, HIREDIS_MAJOR,
@@ -332,12 +334,14 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
     fprintf(fp, ",\n  \"seconds\": %.1f,\n"
                 "  \"options\": {\"n\": %zu, \"n_sync\": %zu, "
                 "\"n_batch\": %zu, \"w3_secs\": %g, \"backlog\": %zu, "
-                "\"w4_sends\": %zu, \"reps\": %d, \"quick\": %s,\n"
+                "\"w4_sends\": %zu, \"n_w5\": %zu, \"w5_publishers\": 4, "
+                "\"reps\": %d, \"quick\": %s,\n"
                 "              \"msg_size\": %d, \"subscribers\": %d, "
                 "\"pub_batch\": 100, \"sub_batch\": 1000, "
                 "\"baseline_poll_us\": 50},\n  \"metrics\": [\n",
             r->seconds, r->n, r->n_sync, r->n_batch, r->w3_secs, r->backlog,
-            r->w4_sends, r->reps, r->quick ? "true" : "false", BENCH_MSG_SIZE,
+            r->w4_sends, r->n_w5, r->reps, r->quick ? "true" : "false",
+            BENCH_MSG_SIZE,
             BENCH_MAX_SUBS);
     int first = 1;
     for (size_t i = 0; i < n; i++) {
