@@ -68,16 +68,33 @@ typedef struct bench_backlog {
 enum bench_impl {
     IMPL_PPS, IMPL_BASE, IMPL_PIPE, IMPL_SQLITE, IMPL_REDIS, N_IMPL
 };
-enum bench_target { T_NONE, T_RATIO_GE, T_RATIO_LE, T_VALUE_LE };
+/* What persipubsub's figure of a metric must reach. */
+enum bench_target {
+    T_NONE,     /* no target (ends a metric's list) */
+    T_RATIO_GE, /* persipubsub / implementation `against` >= value */
+    T_RATIO_LE, /* persipubsub / implementation `against` <= value */
+    T_VALUE_LE, /* persipubsub's own figure <= value */
+    T_SELF_GE   /* persipubsub / its own figure of metric `against` >= value:
+                   for what one workload must gain over another (W5 over W1
+                   sync), where no other implementation is the measure */
+};
+typedef struct bench_goal {
+    enum bench_target kind;
+    int against;  /* T_RATIO_*: an enum bench_impl; T_SELF_GE: a metric's
+                     index in the array handed to the report */
+    double value;
+} bench_goal;
+/* A metric may have to beat several peers at once (W1 sync: SQLite and
+ * Redis), each by its own factor: every one is shown and judged. */
+#define BENCH_MAX_GOALS 2
 #define BENCH_MAX_REPS 15
 
-/* One figure: its runs per implementation and its target. */
+/* One figure: its runs per implementation and its targets. */
 typedef struct bench_metric {
     const char *workload;
     const char *name;
     const char *unit;
-    enum bench_target tkind; /* ratio persipubsub/baseline, or own value */
-    double target;
+    bench_goal goals[BENCH_MAX_GOALS]; /* the first T_NONE ends the list */
     int worst_of_runs; /* aggregate by the maximum instead of the median */
     double runs[N_IMPL][BENCH_MAX_REPS];
     size_t n_runs[N_IMPL];
@@ -107,6 +124,8 @@ void bench_cpu_snapshot(bench_cpu *out);
 double bench_cpu_foreign(const bench_cpu *a, const bench_cpu *b);
 
 extern const char *const bench_impl_name[N_IMPL];
+/* The short names of --impl and of the ratio columns ("base", "sqlite"). */
+extern const char *const bench_impl_short[N_IMPL];
 
 /* The median of the runs (or their maximum); NAN if there are none. */
 double bench_metric_value(const bench_metric *m, int impl);
