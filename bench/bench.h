@@ -1,8 +1,9 @@
 /*
  * pps-bench: what the files of bench/ share.
  *
- * The benchmark runs every workload in separate processes (a publisher and
- * one or two subscribers, forked from the driver), once against
+ * The benchmark runs every workload in separate processes (one publisher,
+ * or four in W5, and one or two subscribers, forked from the driver), once
+ * against
  * persipubsub's public API (pps_side.c), once against a plain LMDB design
  * written here (baseline.c), once against each peer (SQLite in WAL mode,
  * sqlite_side.c; Redis Streams, redis_side.c), and for the latency workload
@@ -20,14 +21,18 @@
 #include <stdint.h>
 
 #define BENCH_MAX_SUBS 2
+#define BENCH_MAX_PUBS 4
 #define BENCH_MSG_SIZE 128
 /* How long a subscriber waits for the next message before it gives up. */
 #define BENCH_RECV_TIMEOUT_MS 30000
 
 /* Written by the children, read by the driver after they exited. */
 typedef struct bench_shm {
-    int64_t pub_start_ns;
-    int64_t pub_end_ns;
+    /* One slot per publisher: each writes only its own, so several
+     * publishers need no lock; the driver takes the earliest start and the
+     * latest end. */
+    int64_t pub_start_ns[BENCH_MAX_PUBS];
+    int64_t pub_end_ns[BENCH_MAX_PUBS];
     int64_t sub_end_ns[BENCH_MAX_SUBS];
     uint64_t sub_count[BENCH_MAX_SUBS];
     int64_t fill_ns; /* W4: time to fill the backlog */
@@ -38,10 +43,11 @@ typedef struct bench_shm {
     int64_t samples[]; /* latencies (W3) or single-send times (W4), ns */
 } bench_shm;
 
-/* One flow of messages: W1, W2 and W3. */
+/* One flow of messages: W1, W2, W3 and W5. */
 typedef struct bench_flow {
     const char *dir;      /* a fresh, empty directory for the queue */
-    size_t n;             /* messages to send */
+    size_t n;             /* messages to send, by all publishers together */
+    int n_pubs;           /* publisher processes, each sending its share */
     size_t pub_batch;     /* 1: one send per message; else send_many */
     size_t sub_batch;     /* 1: receive; else receive_batch with this max */
     int durable;          /* 1: sync per commit, 0: no sync */
@@ -62,16 +68,33 @@ typedef struct bench_backlog {
 enum bench_impl {
     IMPL_PPS, IMPL_BASE, IMPL_PIPE, IMPL_SQLITE, IMPL_REDIS, N_IMPL
 };
-enum bench_target { T_NONE, T_RATIO_GE, T_RATIO_LE, T_VALUE_LE };
+/* What persipubsub's figure of a metric must reach. */
+enum bench_target {
+    T_NONE,     /* no target (ends a metric's list) */
+    T_RATIO_GE, /* persipubsub / implementation `against` >= value */
+    T_RATIO_LE, /* persipubsub / implementation `against` <= value */
+    T_VALUE_LE, /* persipubsub's own figure <= value */
+    T_SELF_GE   /* persipubsub / its own figure of metric `against` >= value:
+                   for what one workload must gain over another (W5 over W1
+                   sync), where no other implementation is the measure */
+};
+typedef struct bench_goal {
+    enum bench_target kind;
+    int against;  /* T_RATIO_*: an enum bench_impl; T_SELF_GE: a metric's
+                     index in the array handed to the report */
+    double value;
+} bench_goal;
+/* A metric may have to beat several peers at once (W1 sync: SQLite and
+ * Redis), each by its own factor: every one is shown and judged. */
+#define BENCH_MAX_GOALS 2
 #define BENCH_MAX_REPS 15
 
-/* One figure: its runs per implementation and its target. */
+/* One figure: its runs per implementation and its targets. */
 typedef struct bench_metric {
     const char *workload;
     const char *name;
     const char *unit;
-    enum bench_target tkind; /* ratio persipubsub/baseline, or own value */
-    double target;
+    bench_goal goals[BENCH_MAX_GOALS]; /* the first T_NONE ends the list */
     int worst_of_runs; /* aggregate by the maximum instead of the median */
     double runs[N_IMPL][BENCH_MAX_REPS];
     size_t n_runs[N_IMPL];
@@ -79,7 +102,7 @@ typedef struct bench_metric {
 
 /* What the report says about the run itself. */
 typedef struct bench_report {
-    size_t n, n_sync, n_batch, backlog, w4_sends;
+    size_t n, n_sync, n_batch, n_w5, backlog, w4_sends;
     double w3_secs;
     int reps;
     int quick;
@@ -101,6 +124,8 @@ void bench_cpu_snapshot(bench_cpu *out);
 double bench_cpu_foreign(const bench_cpu *a, const bench_cpu *b);
 
 extern const char *const bench_impl_name[N_IMPL];
+/* The short names of --impl and of the ratio columns ("base", "sqlite"). */
+extern const char *const bench_impl_short[N_IMPL];
 
 /* The median of the runs (or their maximum); NAN if there are none. */
 double bench_metric_value(const bench_metric *m, int impl);
@@ -154,10 +179,29 @@ int bench_rmtree(const char *dir);
 double bench_median(double *v, size_t n);
 int64_t bench_percentile(int64_t *v, size_t n, double p);
 
-/* Fills a 128-byte payload: the sequence number, then a timestamp. */
-void bench_payload(unsigned char *buf, uint64_t seq, int64_t ts_ns);
+/* Fills a 128-byte payload: the sequence number (per publisher, from 0),
+ * a timestamp, then the publisher's index, so that a subscriber can check
+ * the order of each publisher's messages when several publish at once. */
+void bench_payload(unsigned char *buf, int pub, uint64_t seq, int64_t ts_ns);
 uint64_t bench_payload_seq(const void *buf);
 int64_t bench_payload_ts(const void *buf);
+int bench_payload_pub(const void *buf);
+
+/* How many of the flow's n messages publisher p sends: an even share, the
+ * first n % n_pubs publishers one more. */
+size_t bench_pub_share(const bench_flow *f, int p);
+
+/* A subscriber's order check. The queue orders the messages of several
+ * publishers among each other as their commits happen to interleave, so
+ * only each publisher's own order is promised: its sequence numbers must
+ * come 0, 1, 2, ... without gap or repetition. */
+typedef struct bench_order {
+    int n_pubs;
+    uint64_t next[BENCH_MAX_PUBS];
+} bench_order;
+void bench_order_init(bench_order *o, int n_pubs);
+/* 1 if data (len bytes) is the next message of its publisher, else 0. */
+int bench_order_next(bench_order *o, const void *data, size_t len);
 
 /* ---- the implementations ------------------------------------------- */
 

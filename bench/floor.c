@@ -23,14 +23,14 @@ writer(const floor_ctx *c)
     close(c->fds[0]);
     bench_child_ready();
     int64_t next = bench_now_ns();
-    bench_shm_get()->pub_start_ns = next;
+    bench_shm_get()->pub_start_ns[0] = next;
     for (size_t i = 0; i < f->n; i++) {
         if (f->interval_ns > 0) {
             bench_sleep_until(next);
             next += f->interval_ns;
         }
         int64_t ts = bench_now_ns();
-        bench_payload(buf, i, ts);
+        bench_payload(buf, 0, i, ts);
         if (write(c->fds[1], buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
             bench_fail("pipe: write: %s", strerror(errno));
             return -1;
@@ -40,7 +40,7 @@ writer(const floor_ctx *c)
             bench_shm_get()->n_sends = i + 1;
         }
     }
-    bench_shm_get()->pub_end_ns = bench_now_ns();
+    bench_shm_get()->pub_end_ns[0] = bench_now_ns();
     close(c->fds[1]);
     return 0;
 }
@@ -92,6 +92,12 @@ int
 floor_flow(const bench_flow *f)
 {
     floor_ctx c = {.f = f};
+    if (f->n_pubs != 1) {
+        /* Writes of several processes into one pipe would be a different
+         * floor (their order is the kernel's): the pipe has one writer. */
+        bench_fail("pipe: one publisher only");
+        return -1;
+    }
     if (pipe(c.fds) != 0) {
         bench_fail("pipe: %s", strerror(errno));
         return -1;

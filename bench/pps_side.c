@@ -2,7 +2,9 @@
  * The workloads against persipubsub, through its public API only.
  *
  * Each run writes a JSON configuration into its own directory (one queue,
- * a publisher "pub" and subscribers "sub0", "sub1"), initializes the queue
+ * publishers "pub0" ... (one component each, as the configuration format
+ * wants every publishing program to have its own id) and subscribers
+ * "sub0", "sub1"), initializes the queue
  * with pps_ctl_init() in the driver, then forks the roles; every child loads
  * the configuration and opens its own handle, as separate programs would.
  * The high-water mark is set far above what a run stores, so nothing is
@@ -32,6 +34,7 @@ typedef struct sub_state {
     int bad;
     int latency;
     bench_shm *shm;
+    bench_order order;
 } sub_state;
 
 static void
@@ -41,9 +44,10 @@ report(const char *what, int status)
                pps_strerror(status), pps_last_error());
 }
 
-/* Writes DIR/bench.json: one queue "q" with n_subs subscribers. */
+/* Writes DIR/bench.json: one queue "q", n_pubs publishers, n_subs
+ * subscribers. */
 static int
-write_config(const char *dir, const char *durability, int n_subs,
+write_config(const char *dir, const char *durability, int n_pubs, int n_subs,
              uint64_t map_bytes, char *path, size_t cap)
 {
     if ((size_t)snprintf(path, cap, "%s/bench.json", dir) >= cap) {
@@ -55,7 +59,10 @@ write_config(const char *dir, const char *durability, int n_subs,
         bench_fail("cannot write %s", path);
         return -1;
     }
-    fprintf(fp, "{\n  \"pub\": {\"out_queue\": \"q\"},\n");
+    fputs("{\n", fp);
+    for (int i = 0; i < n_pubs; i++) {
+        fprintf(fp, "  \"pub%d\": {\"out_queue\": \"q\"},\n", i);
+    }
     for (int i = 0; i < n_subs; i++) {
         fprintf(fp, "  \"sub%d\": {\"in_queue\": \"q\"},\n", i);
     }
@@ -82,11 +89,12 @@ write_config(const char *dir, const char *durability, int n_subs,
 
 /* Writes the configuration and initializes the queue (in the driver). */
 static int
-setup(const char *dir, const char *durability, int n_subs, uint64_t map_bytes,
-      char *path, size_t cap)
+setup(const char *dir, const char *durability, int n_pubs, int n_subs,
+      uint64_t map_bytes, char *path, size_t cap)
 {
     pps_config *cfg;
-    if (write_config(dir, durability, n_subs, map_bytes, path, cap) != 0) {
+    if (write_config(dir, durability, n_pubs, n_subs, map_bytes, path,
+                     cap) != 0) {
         return -1;
     }
     int status = pps_config_load(&cfg, path);
@@ -104,12 +112,14 @@ setup(const char *dir, const char *durability, int n_subs, uint64_t map_bytes,
 }
 
 static int
-flow_publisher(const flow_ctx *c)
+flow_publisher(const flow_ctx *c, int idx)
 {
     const bench_flow *f = c->f;
     bench_shm *shm = bench_shm_get();
+    size_t n = bench_pub_share(f, idx);
     pps_config *cfg = NULL;
     pps_pub *pub = NULL;
+    char id[16];
     unsigned char *bufs = malloc(f->pub_batch * BENCH_MSG_SIZE);
     pps_buf *v = malloc(f->pub_batch * sizeof(*v));
     int rc = -1;
@@ -118,7 +128,8 @@ flow_publisher(const flow_ctx *c)
         status = pps_config_load(&cfg, c->cfg);
     }
     if (status == PPS_OK) {
-        status = pps_pub_open(&pub, cfg, "pub");
+        snprintf(id, sizeof(id), "pub%d", idx);
+        status = pps_pub_open(&pub, cfg, id);
     }
     if (status != PPS_OK) {
         report("open publisher", status);
@@ -131,16 +142,16 @@ flow_publisher(const flow_ctx *c)
     bench_child_ready();
     int64_t start = bench_now_ns();
     int64_t next = start;
-    shm->pub_start_ns = start;
-    for (size_t i = 0; i < f->n; i += f->pub_batch) {
-        size_t k = f->n - i < f->pub_batch ? f->n - i : f->pub_batch;
+    shm->pub_start_ns[idx] = start;
+    for (size_t i = 0; i < n; i += f->pub_batch) {
+        size_t k = n - i < f->pub_batch ? n - i : f->pub_batch;
         if (f->interval_ns > 0) {
             bench_sleep_until(next);
             next += f->interval_ns;
         }
         int64_t ts = f->latency ? bench_now_ns() : 0;
         for (size_t j = 0; j < k; j++) {
-            bench_payload(bufs + j * BENCH_MSG_SIZE, i + j, ts);
+            bench_payload(bufs + j * BENCH_MSG_SIZE, idx, i + j, ts);
         }
         status = f->pub_batch == 1
                      ? pps_pub_send(pub, bufs, BENCH_MSG_SIZE)
@@ -154,7 +165,7 @@ flow_publisher(const flow_ctx *c)
             shm->n_sends = i + 1;
         }
     }
-    shm->pub_end_ns = bench_now_ns();
+    shm->pub_end_ns[idx] = bench_now_ns();
     rc = 0;
 done:
     pps_pub_close(pub);
@@ -169,8 +180,11 @@ on_message(const pps_message *m, void *user)
 {
     int64_t now = bench_now_ns(); /* first thing: the callback is entered */
     sub_state *s = user;
-    if (m->len != BENCH_MSG_SIZE || bench_payload_seq(m->data) != s->count) {
-        s->bad = 1; /* consume it anyway: a refusal would bring it again */
+    if (!bench_order_next(&s->order, m->data, m->len)) {
+        /* Consume and count it anyway: a refusal would bring it again, and
+         * the subscriber ends after n messages and reports it. */
+        s->bad = 1;
+        s->count++;
         return 0;
     }
     if (s->latency && s->count < s->shm->cap_samples) {
@@ -190,6 +204,7 @@ flow_subscriber(const flow_ctx *c, int idx)
     char id[16];
     sub_state s = {.latency = f->latency && idx == 0, .shm = shm};
     int rc = -1;
+    bench_order_init(&s.order, f->n_pubs);
     snprintf(id, sizeof(id), "sub%d", idx);
     int status = pps_config_load(&cfg, c->cfg);
     if (status == PPS_OK) {
@@ -225,18 +240,20 @@ static int
 flow_role(int role, void *arg)
 {
     const flow_ctx *c = arg;
-    return role == 0 ? flow_publisher(c) : flow_subscriber(c, role - 1);
+    int n_pubs = c->f->n_pubs;
+    return role < n_pubs ? flow_publisher(c, role)
+                         : flow_subscriber(c, role - n_pubs);
 }
 
 int
 pps_flow(const bench_flow *f)
 {
     flow_ctx c = {.f = f};
-    if (setup(f->dir, f->durable ? "sync" : "nosync", f->n_subs,
+    if (setup(f->dir, f->durable ? "sync" : "nosync", f->n_pubs, f->n_subs,
               (uint64_t)1 << 30, c.cfg, sizeof(c.cfg)) != 0) {
         return -1;
     }
-    return bench_run(1 + f->n_subs, flow_role, &c, 900);
+    return bench_run(f->n_pubs + f->n_subs, flow_role, &c, 900);
 }
 
 /* One timed round of single sends into samples[from, from + sends). */
@@ -246,7 +263,7 @@ timed_sends(pps_pub *pub, const bench_backlog *b, size_t from, uint64_t *seq)
     bench_shm *shm = bench_shm_get();
     unsigned char buf[BENCH_MSG_SIZE];
     for (size_t i = 0; i < b->sends; i++) {
-        bench_payload(buf, (*seq)++, 0);
+        bench_payload(buf, 0, (*seq)++, 0);
         int64_t t0 = bench_now_ns();
         int status = pps_pub_send(pub, buf, sizeof(buf));
         int64_t t1 = bench_now_ns();
@@ -275,7 +292,7 @@ backlog_role(int role, void *arg)
     (void)role;
     int status = bufs == NULL ? PPS_ENOMEM : pps_config_load(&cfg, c->cfg);
     if (status == PPS_OK) {
-        status = pps_pub_open(&pub, cfg, "pub");
+        status = pps_pub_open(&pub, cfg, "pub0");
     }
     if (status != PPS_OK) {
         report("open publisher", status);
@@ -291,7 +308,7 @@ backlog_role(int role, void *arg)
         for (size_t j = 0; j < k; j++) {
             v[j].data = bufs + j * BENCH_MSG_SIZE;
             v[j].len = BENCH_MSG_SIZE;
-            bench_payload(bufs + j * BENCH_MSG_SIZE, seq++, 0);
+            bench_payload(bufs + j * BENCH_MSG_SIZE, 0, seq++, 0);
         }
         status = pps_pub_send_many(pub, v, k);
         if (status != PPS_OK) {
@@ -317,7 +334,7 @@ pps_backlog(const bench_backlog *b)
 {
     backlog_ctx c = {.b = b};
     /* Two registered subscribers that never receive: every message stays. */
-    if (setup(b->dir, "nosync", 2, (uint64_t)4 << 30, c.cfg,
+    if (setup(b->dir, "nosync", 1, 2, (uint64_t)4 << 30, c.cfg,
               sizeof(c.cfg)) != 0) {
         return -1;
     }

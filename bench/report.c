@@ -1,7 +1,8 @@
 /*
  * The report of pps-bench: a table on stdout (every figure with its ratio
  * persipubsub/peer to the baseline, SQLite and Redis, and for latencies to
- * the pipe) and the same figures, with every single run, as JSON.
+ * the pipe, then each of its targets and whether it was met) and the same
+ * figures, with every single run, as JSON.
  */
 #include "bench.h"
 
@@ -88,6 +89,9 @@ bench_cpu_foreign(const bench_cpu *a, const bench_cpu *b)
     return f < 0 ? 0 : f;
 }
 
+/* Room for a metric's targets as text. */
+#define TARGET_CAP 128
+
 /* Whether any implementation has a run of this figure. */
 static int
 measured(const bench_metric *m)
@@ -108,40 +112,146 @@ ratio(const bench_metric *m, int impl)
     return isnan(a) || isnan(b) || b == 0 ? NAN : a / b;
 }
 
-/* 1: met, 0: missed, -1: not measured or no target. */
-static int
-met(const bench_metric *m)
+static size_t
+n_goals(const bench_metric *m)
 {
-    double r = ratio(m, IMPL_BASE);
+    size_t k = 0;
+    while (k < BENCH_MAX_GOALS && m->goals[k].kind != T_NONE) {
+        k++;
+    }
+    return k;
+}
+
+/* The other metric a T_SELF_GE goal names; NULL if there is none. */
+static const bench_metric *
+self_other(const bench_metric *ms, size_t n, const bench_goal *g)
+{
+    return g->against >= 0 && (size_t)g->against < n ? &ms[g->against]
+                                                      : NULL;
+}
+
+/* The figure a goal judges: a ratio, or persipubsub's own value (NAN if
+ * not measured). */
+static double
+goal_figure(const bench_metric *ms, size_t n, const bench_metric *m,
+            const bench_goal *g)
+{
     double v = bench_metric_value(m, IMPL_PPS);
-    switch (m->tkind) {
+    switch (g->kind) {
     case T_RATIO_GE:
-        return isnan(r) ? -1 : r >= m->target;
     case T_RATIO_LE:
-        return isnan(r) ? -1 : r <= m->target;
+        return g->against >= 0 && g->against < N_IMPL ? ratio(m, g->against)
+                                                       : NAN;
     case T_VALUE_LE:
-        return isnan(v) ? -1 : v <= m->target;
+        return v;
+    case T_SELF_GE: {
+        const bench_metric *o = self_other(ms, n, g);
+        double b = o != NULL ? bench_metric_value(o, IMPL_PPS) : NAN;
+        return isnan(v) || isnan(b) || b == 0 ? NAN : v / b;
+    }
     default:
-        return -1;
+        return NAN;
     }
 }
 
-static void
-target_text(const bench_metric *m, char *buf, size_t cap)
+/* 1: met, 0: missed, -1: not measured. */
+static int
+goal_met(const bench_metric *ms, size_t n, const bench_metric *m,
+         const bench_goal *g)
 {
-    switch (m->tkind) {
+    double f = goal_figure(ms, n, m, g);
+    if (isnan(f)) {
+        return -1;
+    }
+    return g->kind == T_RATIO_GE || g->kind == T_SELF_GE ? f >= g->value
+                                                         : f <= g->value;
+}
+
+/* All of a metric's goals: 1 if every one is met, 0 if any is missed, -1
+ * if it has none or some could not be judged and none was missed. */
+static int
+met_all(const bench_metric *ms, size_t n, const bench_metric *m)
+{
+    int all = n_goals(m) > 0 ? 1 : -1;
+    for (size_t k = 0; k < n_goals(m); k++) {
+        int ok = goal_met(ms, n, m, &m->goals[k]);
+        if (ok == 0) {
+            return 0;
+        }
+        if (ok < 0) {
+            all = -1;
+        }
+    }
+    return all;
+}
+
+/* A factor with one decimal at least, so that a target reads ">= 1.0x",
+ * never ">= 1x", and 1.25 stays 1.25. */
+static void
+fmt_factor(char *buf, size_t cap, double v)
+{
+    snprintf(buf, cap, v == floor(v) ? "%.1f" : "%g", v);
+}
+
+/* One goal as text: ">= 1.5x redis", "<= 1.3", ">= 2.5x W1 sync publish". */
+static void
+goal_text(const bench_metric *ms, size_t n, const bench_goal *g, char *buf,
+          size_t cap)
+{
+    char v[32];
+    fmt_factor(v, sizeof(v), g->value);
+    const bench_metric *o = self_other(ms, n, g);
+    switch (g->kind) {
     case T_RATIO_GE:
-        snprintf(buf, cap, ">= %gx base", m->target);
-        break;
     case T_RATIO_LE:
-        snprintf(buf, cap, "<= %gx base", m->target);
+        snprintf(buf, cap, "%s %sx %s", g->kind == T_RATIO_GE ? ">=" : "<=",
+                 v,
+                 g->against >= 0 && g->against < N_IMPL
+                     ? bench_impl_short[g->against]
+                     : "?");
         break;
     case T_VALUE_LE:
-        snprintf(buf, cap, "<= %g", m->target);
+        snprintf(buf, cap, "<= %s", v);
+        break;
+    case T_SELF_GE:
+        snprintf(buf, cap, ">= %sx %s %s", v, o != NULL ? o->workload : "?",
+                 o != NULL ? o->name : "");
         break;
     default:
         snprintf(buf, cap, "-");
         break;
+    }
+}
+
+/* Every goal of a metric, joined by ", " ("-" if none). */
+static void
+target_text(const bench_metric *ms, size_t n, const bench_metric *m,
+            char *buf, size_t cap)
+{
+    size_t used = 0;
+    snprintf(buf, cap, "-");
+    for (size_t k = 0; k < n_goals(m) && used < cap; k++) {
+        char one[96];
+        goal_text(ms, n, &m->goals[k], one, sizeof(one));
+        int w = snprintf(buf + used, cap - used, "%s%s", k > 0 ? ", " : "",
+                         one);
+        used += w > 0 ? (size_t)w : 0;
+    }
+}
+
+/* Whether each goal was met, in the order of target_text, joined by "/":
+ * "NO/yes"; "-" for a goal that could not be judged, or for no goal. */
+static void
+met_text(const bench_metric *ms, size_t n, const bench_metric *m, char *buf,
+         size_t cap)
+{
+    size_t used = 0;
+    snprintf(buf, cap, "-");
+    for (size_t k = 0; k < n_goals(m) && used < cap; k++) {
+        int ok = goal_met(ms, n, m, &m->goals[k]);
+        int w = snprintf(buf + used, cap - used, "%s%s", k > 0 ? "/" : "",
+                         ok < 0 ? "-" : ok ? "yes" : "NO");
+        used += w > 0 ? (size_t)w : 0;
     }
 }
 
@@ -201,16 +311,29 @@ bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
                "preliminary\n");
     }
     printf("W1 sync %zu msgs, W1 nosync %zu, W2 %zu (batches of 100), W3 %.1f "
-           "s at 1,000/s, W4 %zu backlog, %zu sends\n\n",
-           r->n_sync, r->n, r->n_batch, r->w3_secs, r->backlog, r->w4_sends);
-    printf("peers: \"sync\" = SQLite synchronous=FULL, Redis appendfsync "
-           "always; otherwise NORMAL, everysec. x base/sqlite/redis/pipe = "
-           "persipubsub / that peer\n\n");
-    printf("%-11s %-19s %-6s %11s %11s %7s %11s %7s %11s %7s %8s %7s  "
-           "%-13s %s\n",
+           "s at 1,000/s, W4 %zu backlog, %zu sends, W5 %zu (4 publishers)"
+           "\n\n",
+           r->n_sync, r->n, r->n_batch, r->w3_secs, r->backlog, r->w4_sends,
+           r->n_w5);
+    printf("peers: \"sync\" (W1 sync, W5) = SQLite synchronous=FULL, Redis "
+           "appendfsync always; otherwise NORMAL, everysec. "
+           "x base/sqlite/redis/pipe = persipubsub / that peer\n\n");
+    /* The target column is as wide as its longest text: a metric with two
+     * targets (">= 1.0x sqlite, >= 1.5x redis") must not push its "met"
+     * out of line. */
+    int twidth = (int)strlen("target");
+    for (size_t i = 0; i < n; i++) {
+        char t[TARGET_CAP];
+        if (measured(&ms[i])) {
+            target_text(ms, n, &ms[i], t, sizeof(t));
+            twidth = (int)strlen(t) > twidth ? (int)strlen(t) : twidth;
+        }
+    }
+    printf("%-14s %-19s %-6s %11s %11s %7s %11s %7s %11s %7s %8s %7s  "
+           "%-*s %s\n",
            "workload", "metric", "unit", "persipubsub", "baseline", "x base",
            "sqlite", "x sqlite", "redis", "x redis", "pipe", "x pipe",
-           "target", "met");
+           twidth, "target", "met");
     for (size_t i = 0; i < n; i++) {
         const bench_metric *m = &ms[i];
         if (!measured(m)) {
@@ -218,20 +341,20 @@ bench_print_table(const bench_metric *ms, size_t n, const bench_report *r)
         }
         static const int cols[] = {IMPL_BASE, IMPL_SQLITE, IMPL_REDIS,
                                    IMPL_PIPE};
-        char v[N_IMPL][32], rt[N_IMPL][16], t[32];
+        char v[N_IMPL][32], rt[N_IMPL][16], t[TARGET_CAP], ok[32];
         for (int k = 0; k < N_IMPL; k++) {
             fmt_value(v[k], sizeof(v[k]), bench_metric_value(m, k), m->unit);
             fmt_ratio(rt[k], sizeof(rt[k]), ratio(m, k));
         }
-        target_text(m, t, sizeof(t));
-        int ok = met(m);
-        printf("%-11s %-19s %-6s %11s", m->workload, m->name, m->unit,
+        target_text(ms, n, m, t, sizeof(t));
+        met_text(ms, n, m, ok, sizeof(ok));
+        printf("%-14s %-19s %-6s %11s", m->workload, m->name, m->unit,
                v[IMPL_PPS]);
         for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++) {
             printf(cols[k] == IMPL_PIPE ? " %8s %7s" : " %11s %7s",
                    v[cols[k]], rt[cols[k]]);
         }
-        printf("  %-13s %s\n", t, ok < 0 ? "-" : ok ? "yes" : "NO");
+        printf("  %-*s %s\n", twidth, t, ok);
     }
     fflush(stdout);
 }
@@ -247,11 +370,11 @@ json_number(FILE *fp, double v)
 }
 
 static void
-json_metric(FILE *fp, const bench_metric *m)
+json_metric(FILE *fp, const bench_metric *ms, size_t n, const bench_metric *m)
 {
-    char t[32];
-    target_text(m, t, sizeof(t));
-    int ok = met(m);
+    char t[TARGET_CAP];
+    target_text(ms, n, m, t, sizeof(t));
+    int ok = met_all(ms, n, m);
     fprintf(fp, "    {\"workload\": \"%s\", \"metric\": \"%s\", "
                 "\"unit\": \"%s\",\n     ",
             m->workload, m->name, m->unit);
@@ -268,10 +391,24 @@ json_metric(FILE *fp, const bench_metric *m)
             json_number(fp, ratio(m, k));
         }
     }
+    /* "met": all targets together; "targets": each one, as the table's
+     * columns show them. */
     fprintf(fp, ",\n     \"aggregate\": \"%s\", \"target\": \"%s\", "
-                "\"met\": %s,\n     \"runs\": {",
+                "\"met\": %s,\n     \"targets\": [",
             m->worst_of_runs ? "max" : "median", t,
             ok < 0 ? "null" : ok ? "true" : "false");
+    for (size_t k = 0; k < n_goals(m); k++) {
+        const bench_goal *g = &m->goals[k];
+        char one[96];
+        goal_text(ms, n, g, one, sizeof(one));
+        int gok = goal_met(ms, n, m, g);
+        fprintf(fp, "%s{\"target\": \"%s\", \"figure\": ", k > 0 ? ", " : "",
+                one);
+        json_number(fp, goal_figure(ms, n, m, g));
+        fprintf(fp, ", \"met\": %s}",
+                gok < 0 ? "null" : gok ? "true" : "false");
+    }
+    fputs("],\n     \"runs\": {", fp);
     for (int k = 0; k < N_IMPL; k++) {
         fprintf(fp, "%s\"%s\": [", k > 0 ? ", " : "", bench_impl_name[k]);
         for (size_t i = 0; i < m->n_runs[k]; i++) {
@@ -307,11 +444,11 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
                 "  \"persipubsub\": \"%s\",\n  \"lmdb\": \"%s\",\n"
                 "  \"sqlite\": \"%s\",\n  \"redis\": \"%s\",\n"
                 "  \"hiredis\": \"%d.%d.%d\",\n"
-                "  \"peers\": {\"sqlite\": \"WAL; W1 sync synchronous=FULL, "
-                "otherwise NORMAL; subscribers poll every 50 us\", "
-                "\"redis\": \"Streams, a consumer group per subscriber; "
-                "appendonly, W1 sync appendfsync always, otherwise "
-                "everysec\"},\n"
+                "  \"peers\": {\"sqlite\": \"WAL; W1 sync and W5 "
+                "synchronous=FULL, otherwise NORMAL; subscribers poll every "
+                "50 us\", \"redis\": \"Streams, a consumer group per "
+                "subscriber; appendonly, W1 sync and W5 appendfsync always, "
+                "otherwise everysec\"},\n"
                 "  \"system\": \"%s %s %s\",\n  \"cpus\": %ld,\n",
             date, pps_version(), mdb_version(NULL, NULL, NULL),
             sqlite3_libversion(), redis_bench_version, HIREDIS_MAJOR,
@@ -332,12 +469,14 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
     fprintf(fp, ",\n  \"seconds\": %.1f,\n"
                 "  \"options\": {\"n\": %zu, \"n_sync\": %zu, "
                 "\"n_batch\": %zu, \"w3_secs\": %g, \"backlog\": %zu, "
-                "\"w4_sends\": %zu, \"reps\": %d, \"quick\": %s,\n"
+                "\"w4_sends\": %zu, \"n_w5\": %zu, \"w5_publishers\": 4, "
+                "\"reps\": %d, \"quick\": %s,\n"
                 "              \"msg_size\": %d, \"subscribers\": %d, "
                 "\"pub_batch\": 100, \"sub_batch\": 1000, "
                 "\"baseline_poll_us\": 50},\n  \"metrics\": [\n",
             r->seconds, r->n, r->n_sync, r->n_batch, r->w3_secs, r->backlog,
-            r->w4_sends, r->reps, r->quick ? "true" : "false", BENCH_MSG_SIZE,
+            r->w4_sends, r->n_w5, r->reps, r->quick ? "true" : "false",
+            BENCH_MSG_SIZE,
             BENCH_MAX_SUBS);
     int first = 1;
     for (size_t i = 0; i < n; i++) {
@@ -347,7 +486,7 @@ bench_write_json(const char *path, const bench_metric *ms, size_t n,
         }
         fputs(first ? "" : ",\n", fp);
         first = 0;
-        json_metric(fp, m);
+        json_metric(fp, ms, n, m);
     }
     fputs("\n  ]\n}\n", fp);
     if (fclose(fp) != 0) {

@@ -347,12 +347,17 @@ bench_percentile(int64_t *v, size_t n, double p)
     return v[rank - 1];
 }
 
+/* Where the publisher's index sits: after the sequence and the stamp. */
+#define PAYLOAD_PUB_AT (sizeof(uint64_t) + sizeof(int64_t))
+
 void
-bench_payload(unsigned char *buf, uint64_t seq, int64_t ts_ns)
+bench_payload(unsigned char *buf, int pub, uint64_t seq, int64_t ts_ns)
 {
+    uint32_t p = (uint32_t)pub;
     memset(buf, 0x5a, BENCH_MSG_SIZE);
     memcpy(buf, &seq, sizeof(seq));
     memcpy(buf + sizeof(seq), &ts_ns, sizeof(ts_ns));
+    memcpy(buf + PAYLOAD_PUB_AT, &p, sizeof(p));
 }
 
 uint64_t
@@ -369,4 +374,40 @@ bench_payload_ts(const void *buf)
     int64_t ts;
     memcpy(&ts, (const unsigned char *)buf + sizeof(uint64_t), sizeof(ts));
     return ts;
+}
+
+int
+bench_payload_pub(const void *buf)
+{
+    uint32_t p;
+    memcpy(&p, (const unsigned char *)buf + PAYLOAD_PUB_AT, sizeof(p));
+    return p < BENCH_MAX_PUBS ? (int)p : -1;
+}
+
+size_t
+bench_pub_share(const bench_flow *f, int p)
+{
+    size_t k = (size_t)f->n_pubs;
+    return f->n / k + ((size_t)p < f->n % k ? 1 : 0);
+}
+
+void
+bench_order_init(bench_order *o, int n_pubs)
+{
+    memset(o, 0, sizeof(*o));
+    o->n_pubs = n_pubs;
+}
+
+int
+bench_order_next(bench_order *o, const void *data, size_t len)
+{
+    if (len != BENCH_MSG_SIZE) {
+        return 0;
+    }
+    int p = bench_payload_pub(data);
+    if (p < 0 || p >= o->n_pubs || bench_payload_seq(data) != o->next[p]) {
+        return 0;
+    }
+    o->next[p]++;
+    return 1;
 }
