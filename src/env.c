@@ -299,6 +299,11 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create,
         status = pps__err_rc(errno, "cannot flush", e->path); /* data.mdb's
                                                                   entry */
     }
+    if (status == PPS_OK && fresh && !e->read_only) {
+        /* Ids start over: what was posted for the old file means nothing
+         * (handoff.c). */
+        pps__wake_clear_slots(e->wake);
+    }
     if (status == PPS_OK && fresh && pps__wake_marked(e->wake)) {
         status = pps__wake_forget_unsynced(e->wake, e->path);
     }

@@ -13,6 +13,7 @@
  *   txn.c                       transactions: begin, commit, retry
  *   env.c                       the registry of open queues, opening one
  *   hwm.c                       the high-water mark
+ *   handoff.c                   consumptions handed to the next writer
  *   control.c, status.c,        init/prune/clear, status, check, and the
  *   check.c, publisher.c,       handles (the public API lives here)
  *   subscriber.c
@@ -315,9 +316,10 @@ int pps__subs_register(const pps__env *e, MDB_txn *txn, char *const *ids,
 int pps__subs_unregister(const pps__env *e, MDB_txn *txn, const char *sub_id,
                          uint64_t *pending);
 /* Opens the pending database of registered subscriber sub_id (inside a
- * write transaction); PPS_ENOTINIT if it is not registered. */
+ * write transaction); PPS_ENOTINIT if it is not registered. *index (may
+ * be NULL) gets its place in the list. */
 int pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
-                       MDB_dbi *out);
+                       MDB_dbi *out, size_t *index);
 /* The name of sub_id's pending database, for messages. */
 void pps__layout_sub_name(char out[PPS__SUB_NAME_MAX], const char *sub_id);
 
@@ -469,6 +471,33 @@ bool pps__wake_marked(const pps__wake *w);
 bool pps__wake_sole_user(pps__wake *w);
 int pps__wake_forget_unsynced(pps__wake *w, const char *dir);
 
+/* Consumptions handed to the next writer (handoff.c). Slot i belongs to
+ * the i-th registered subscriber; a slot says "this subscriber, in this
+ * boot, consumed its pending ids from `from` through `posted`; a commit
+ * applied that through id `applied`". Only that subscriber's receiving
+ * handle posts; any writer may apply, and records it after its commit. */
+#define PPS__WAKE_SLOTS 96
+/* A subscriber's tag: a hash of its id, never 0. */
+uint64_t pps__wake_tag(const char *sub_id);
+void pps__wake_post(pps__wake *w, size_t slot, uint64_t tag, uint64_t boot,
+                    uint64_t from, uint64_t through);
+/* Is there a posted consumption of subscriber `tag` in this boot that no
+ * commit applied yet? *from and *through get it. */
+bool pps__wake_posted(const pps__wake *w, size_t slot, uint64_t tag,
+                      uint64_t boot, uint64_t *from, uint64_t *through);
+/* After a commit that applied slot's consumption through `through`. */
+void pps__wake_applied(pps__wake *w, size_t slot, uint64_t tag,
+                       uint64_t through);
+bool pps__wake_is_applied(const pps__wake *w, size_t slot, uint64_t tag,
+                          uint64_t through);
+/* After the pps__wake_applied() calls of one commit: wakes the posters. */
+void pps__wake_applied_notify(pps__wake *w);
+/* The word posters wait on, as pps__wake_seq()/pps__wake_wait(). */
+uint32_t pps__wake_applied_seq(const pps__wake *w);
+void pps__wake_wait_applied(pps__wake *w, uint32_t seen, int64_t deadline_ns);
+/* Forgets every posted consumption (data.mdb starts over). */
+void pps__wake_clear_slots(pps__wake *w);
+
 /* ---- room in the map and on the disk (space.c) --------------------------- */
 
 /* Per environment; touched only inside write transactions. Atomic only for
@@ -610,6 +639,32 @@ bool pps__hwm_expired(int64_t published_ns, int64_t now_ns,
                       uint64_t timeout_secs);
 bool pps__hwm_over(uint64_t count, uint64_t bytes, const pps__settings *s);
 uint64_t pps__hwm_prune_count(uint64_t count);
+
+/* ---- consumptions handed to the next writer (handoff.c) ---------------- */
+
+/* What one write transaction applied, to be recorded after its commit. */
+typedef struct pps__handoff {
+    size_t n;
+    struct {
+        size_t slot;
+        uint64_t tag;
+        uint64_t through;
+    } done[PPS__WAKE_SLOTS];
+} pps__handoff;
+
+/* A receiving handle's consumption of its pending ids from `from` through
+ * `through` (its subscriber's slot and tag): posts it and waits briefly
+ * for a writer to commit it. true if one did; false: the caller commits
+ * it itself. */
+bool pps__handoff_consume(pps__env *e, size_t slot, uint64_t tag,
+                          uint64_t from, uint64_t through);
+/* Inside write txn `txn`: applies the consumptions posted for the
+ * subscribers `subs` (tags[i] is subs' i-th one's pps__wake_tag()). */
+int pps__handoff_apply(pps__env *e, MDB_txn *txn, const pps__subs *subs,
+                       const uint64_t *tags, pps__handoff *h);
+/* After that transaction committed: records what it applied and wakes the
+ * subscribers waiting for it. */
+void pps__handoff_committed(pps__env *e, const pps__handoff *h);
 
 /* ---- control (control.c) ------------------------------------------------- */
 

@@ -52,14 +52,18 @@ static int read_ids(const pps__env *e, MDB_txn *txn, pps__subs *s);
 
 int
 pps__subs_open_one(const pps__env *e, MDB_txn *txn, const char *sub_id,
-                   MDB_dbi *out)
+                   MDB_dbi *out, size_t *index)
 {
     /* The list decides, not mdb_dbi_open(): in a process that had the
      * database open before another process deleted it, LMDB still hands
      * out the old handle by its name. */
     pps__subs have;
     int status = read_ids(e, txn, &have);
-    if (status == PPS_OK && pps__subs_find(&have, sub_id) < 0) {
+    long at = status == PPS_OK ? pps__subs_find(&have, sub_id) : -1;
+    if (index != NULL) {
+        *index = at >= 0 ? (size_t)at : 0;
+    }
+    if (status == PPS_OK && at < 0) {
         char what[PPS__SUB_NAME_MAX + 64];
         snprintf(what, sizeof(what), "subscriber \"%s\" is not registered",
                  sub_id);

@@ -30,9 +30,11 @@ struct pps_pub {
     pps__settings settings;
     uint64_t gen;
     pps__subs all;    /* every registered subscriber (pruning) */
+    uint64_t *tags;   /* pps__wake_tag() of each of `all` (handoff.c) */
     MDB_dbi *targets; /* the ones this publisher sends to */
     size_t n_targets;
     int64_t front_ns; /* see pps__hwm_enforce(); 0: unknown */
+    pps__handoff handoff; /* what the last send's transaction applied */
 };
 
 /* Reloads settings and subscribers, inside the send's transaction. */
@@ -56,6 +58,16 @@ reload(pps_pub *pub, MDB_txn *txn, uint64_t gen)
         return pps__err_nomem();
     }
     pub->targets = t;
+    uint64_t *tags = realloc(pub->tags, (pub->all.n > 0 ? pub->all.n : 1) *
+                                            sizeof(*tags));
+    if (tags == NULL) {
+        return pps__err_nomem();
+    }
+    pub->tags = tags;
+    const char *id = pub->all.ids;
+    for (size_t i = 0; i < pub->all.n; i++, id += strlen(id) + 1) {
+        tags[i] = pps__wake_tag(id);
+    }
     pub->n_targets = 0;
     for (size_t i = 0; i < n; i++) {
         long k = (long)i;
@@ -84,6 +96,8 @@ typedef struct send_job {
     bool pruned; /* the high-water mark removed messages */
     bool stored; /* the messages were written (someone will get them) */
     bool fitted; /* the room check passed: a PPS_EFULL after it is LMDB's */
+    bool no_handoff;     /* leave posted consumptions alone (a retry) */
+    bool handoff_failed; /* applying them failed the transaction */
 } send_job;
 
 /* Reloads what a new generation changed. */
@@ -107,6 +121,8 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
     job->pruned = false;
     job->stored = false;
     job->fitted = false;
+    job->handoff_failed = false;
+    pub->handoff.n = 0;
     int status = current(pub, txn, &seq);
     if (status != PPS_OK || pub->n_targets == 0) {
         return status; /* with no target nobody would ever receive it */
@@ -132,6 +148,13 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
         status = pps__layout_write_seq(e, txn, &seq);
     }
     job->stored = status == PPS_OK;
+    if (status == PPS_OK && !job->no_handoff) {
+        /* The subscribers' consumptions ride along (handoff.c). */
+        status = pps__handoff_apply(e, txn, &pub->all, pub->tags,
+                                    &pub->handoff);
+        job->handoff_failed = status != PPS_OK;
+        job->stored = status == PPS_OK;
+    }
     return status;
 }
 
@@ -190,6 +213,12 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
     }
     send_job job = {.pub = pub, .msgs = msgs, .n = n};
     status = run(pub, send_body, &job, "cannot commit message");
+    if (status != PPS_OK && job.handoff_failed) {
+        /* The subscribers commit their consumptions themselves. */
+        pps__err_begin();
+        job.no_handoff = true;
+        status = run(pub, send_body, &job, "cannot commit message");
+    }
     if (status == PPS_EFULL && (job.pruned || job.fitted)) {
         /* Pages freed by a commit are reusable only two commits later
          * (readers of the one before may still see them), and not at all
@@ -208,7 +237,10 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
         }
     }
     if (status == PPS_OK && job.stored) {
+        /* The new messages first: a subscriber woken by the second finds
+         * the wake-up word moved, the sign that a publisher is sending. */
         pps__wake_notify(pub->env->wake);
+        pps__handoff_committed(pub->env, &pub->handoff);
     }
     return status;
 }
@@ -272,6 +304,7 @@ pps_pub_close(pps_pub *pub)
     }
     pps__env_release(pub->env);
     pps__subs_free(&pub->all);
+    free(pub->tags);
     free(pub->targets);
     free(pub);
 }

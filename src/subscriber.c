@@ -9,7 +9,10 @@
  * after an OS crash a consumed message may come again, but none is lost
  * and the queue stays whole. The callback therefore never runs under
  * LMDB's write lock: a slow subscriber does not hold up publishers, and a
- * subscriber killed inside its callback has consumed nothing.
+ * subscriber killed inside its callback has consumed nothing. In a queue
+ * whose consumptions flush, while a publisher is sending, that commit is
+ * the next send's: the receive posts the consumption and waits for it
+ * (handoff.c), and commits it itself only if no send came in time.
  *
  * Each handle keeps one read transaction and one cursor, reset between
  * calls and renewed for the next (MDB_NOTLS makes that legal across
@@ -45,6 +48,10 @@ struct pps_sub {
     MDB_txn *rtxn;    /* reset between calls */
     MDB_cursor *rcur; /* on dbi, renewed with rtxn */
     uint64_t gen;     /* the generation dbi was opened at (STALE_GEN) */
+    size_t slot;      /* its place in the list at gen (handoff.c) */
+    uint64_t tag;     /* pps__wake_tag(id) */
+    uint32_t last_seq; /* the wake-up word at the previous look */
+    bool flushes;      /* the queue's consumptions flush (not nosync) */
     uint64_t *ids;    /* accepted ids of a batch */
     size_t ids_cap;
     size_t owed;      /* ids[0..owed): accepted, not yet committed */
@@ -62,12 +69,17 @@ open_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
     (void)durability;
     pps_sub *sub = ctx;
     pps__seq seq = {0, 0};
+    pps__settings s;
     int status = pps__layout_check_format(e, txn);
     if (status == PPS_OK) {
         status = pps__layout_read_seq(e, txn, &seq);
     }
     if (status == PPS_OK) {
-        status = pps__subs_open_one(e, txn, sub->id, &sub->dbi);
+        status = pps__layout_read_settings(e, txn, &s);
+        sub->flushes = s.durability != PPS__NOSYNC;
+    }
+    if (status == PPS_OK) {
+        status = pps__subs_open_one(e, txn, sub->id, &sub->dbi, &sub->slot);
     }
     sub->gen = status == PPS_OK ? seq.gen : STALE_GEN;
     return status;
@@ -130,6 +142,7 @@ pps_sub_open(pps_sub **out, const pps_config *cfg, const char *sub_id)
         goto fail;
     }
     sub->pid = pps__pid();
+    sub->tag = pps__wake_tag(sub_id);
     status = pps__env_acquire(&sub->env, &cfg->queues[c->in_queue], false);
     if (status != PPS_OK) {
         goto fail;
@@ -139,6 +152,9 @@ pps_sub_open(pps_sub **out, const pps_config *cfg, const char *sub_id)
                           "cannot open subscriber");
     if (status == PPS_OK) {
         status = open_reader(sub);
+        /* Sends before the handle existed are no sign of a publisher
+         * sending now. */
+        sub->last_seq = pps__wake_seq(sub->env->wake);
     }
     if (status != PPS_OK) {
         goto fail;
@@ -205,6 +221,7 @@ consume_durability(pps__env *e, MDB_txn *txn, int *durability)
 typedef struct sub_view {
     MDB_dbi dbi;
     uint64_t gen;
+    size_t slot;
     bool reopened; /* the generation changed: dbi was opened again */
 } sub_view;
 
@@ -215,11 +232,13 @@ current_view(pps_sub *sub, MDB_txn *txn, sub_view *v)
     int status = pps__layout_read_seq(sub->env, txn, &seq);
     v->dbi = sub->dbi;
     v->gen = sub->gen;
+    v->slot = sub->slot;
     v->reopened = false;
     if (status == PPS_OK && seq.gen != sub->gen) {
         v->gen = seq.gen;
         v->reopened = true;
-        status = pps__subs_open_one(sub->env, txn, sub->id, &v->dbi);
+        status = pps__subs_open_one(sub->env, txn, sub->id, &v->dbi,
+                                    &v->slot);
     }
     return status;
 }
@@ -237,6 +256,7 @@ adopt_view(pps_sub *sub, const sub_view *v)
     }
     sub->dbi = v->dbi;
     sub->gen = v->gen;
+    sub->slot = v->slot;
 }
 
 typedef struct consume_job {
@@ -264,7 +284,7 @@ consume_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
 static int
 consume_part(pps_sub *sub, const uint64_t *ids, size_t n)
 {
-    consume_job job = {sub, ids, n, {0, 0, false}};
+    consume_job job = {sub, ids, n, {0, 0, 0, false}};
     int status = pps__txn_run(sub->env, PPS__NOMETASYNC, consume_body, &job,
                               "cannot commit consumption");
     if (status == PPS_OK) {
@@ -382,6 +402,9 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     /* What an earlier call accepted but could not commit goes first, and
      * is never handed again. */
     int status = sub->owed > 0 ? consume_owed(sub) : PPS_OK;
+    uint32_t seq = pps__wake_seq(sub->env->wake);
+    bool sending = seq != sub->last_seq;
+    sub->last_seq = seq;
     if (status == PPS_OK) {
         status = begin_look(sub);
     }
@@ -421,6 +444,17 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     if (status == PPS_OK && rc != 0 && rc != MDB_NOTFOUND) {
         status = pps__err_rc(rc, "cannot read pending messages",
                              sub->env->path);
+    }
+    /* A consumption that would flush, while a publisher sends (one did
+     * since the previous look): the next send is likely to come soon, and
+     * carries the consumption (handoff.c), so that publishers never wait
+     * for a subscriber's flush. In a nosync queue a commit of its own
+     * costs less than waiting for the next send. */
+    if (status == PPS_OK && !refused && delivered > 0 && sending &&
+        sub->flushes &&
+        pps__handoff_consume(sub->env, sub->slot, sub->tag, sub->ids[0],
+                             sub->ids[n_ids - 1])) {
+        return delivered > (size_t)INT32_MAX ? INT32_MAX : (int)delivered;
     }
     /* Consume what was accepted even if something after it failed: the
      * callback has seen those messages. What cannot be committed now is

@@ -56,6 +56,17 @@ struct wake_page {
     /* The boot id of the last boot in which a commit skipped its flushes
      * (MDB_NOSYNC), written and flushed before that commit; "" if none. */
     char unsynced_boot[PPS__BOOT_ID_SIZE];
+    /* Consumptions handed to the next writer (handoff.c): bumped after a
+     * commit applied some, and how many wait for that. */
+    _Atomic uint32_t applied_seq;
+    _Atomic uint32_t applied_waiters;
+    struct wake_slot {
+        _Atomic uint64_t tag;     /* the subscriber's (pps__wake_tag()) */
+        _Atomic uint64_t boot;    /* the boot it was posted in (hash) */
+        _Atomic uint64_t from;    /* consumed the pending ids from this ... */
+        _Atomic uint64_t posted;  /* ... through this one; */
+        _Atomic uint64_t applied; /* committed through this one */
+    } slots[PPS__WAKE_SLOTS];
 };
 
 struct pps__wake {
@@ -279,20 +290,24 @@ pps__wake_seq(const pps__wake *w)
     return atomic_load(&w->page->seq);
 }
 
-void
-pps__wake_notify(pps__wake *w)
+/* Wakes whoever waits on `word` (if `waiters` says anyone does). */
+static void
+wake_all(_Atomic uint32_t *word, _Atomic uint32_t *waiters)
 {
-    atomic_fetch_add(&w->page->seq, 1);
-    if (atomic_load(&w->page->waiters) == 0) {
+    atomic_fetch_add(word, 1);
+    if (atomic_load(waiters) == 0) {
         return;
     }
 #ifdef __linux__
-    syscall(SYS_futex, &w->page->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 #endif
 }
 
-void
-pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns)
+/* Sleeps until `word` differs from `seen`, deadline_ns passes or a
+ * safety interval elapses. */
+static void
+wait_on(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen,
+        int64_t deadline_ns)
 {
     /* Sleep at most this long per call even without a wake-up, so that a
      * publisher killed between its commit and its wake-up delays a waiting
@@ -306,14 +321,14 @@ pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns)
     if (until <= now) {
         return;
     }
-    atomic_fetch_add(&w->page->waiters, 1);
-    if (atomic_load(&w->page->seq) == seen) {
+    atomic_fetch_add(waiters, 1);
+    if (atomic_load(word) == seen) {
 #ifdef __linux__
         struct timespec ts = {.tv_sec = until / 1000000000,
                               .tv_nsec = until % 1000000000};
         /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
          * Spurious returns (EINTR, EAGAIN) are fine: the caller loops. */
-        syscall(SYS_futex, &w->page->seq, FUTEX_WAIT_BITSET, seen, &ts, NULL,
+        syscall(SYS_futex, word, FUTEX_WAIT_BITSET, seen, &ts, NULL,
                 FUTEX_BITSET_MATCH_ANY);
 #else
         /* Portable fallback: short sleeps. */
@@ -322,5 +337,113 @@ pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns)
         nanosleep(&ts, NULL);
 #endif
     }
-    atomic_fetch_sub(&w->page->waiters, 1);
+    atomic_fetch_sub(waiters, 1);
+}
+
+void
+pps__wake_notify(pps__wake *w)
+{
+    wake_all(&w->page->seq, &w->page->waiters);
+}
+
+void
+pps__wake_wait(pps__wake *w, uint32_t seen, int64_t deadline_ns)
+{
+    wait_on(&w->page->seq, &w->page->waiters, seen, deadline_ns);
+}
+
+uint64_t
+pps__wake_tag(const char *sub_id)
+{
+    /* FNV-1a; never 0, which marks a slot nobody posted in. */
+    uint64_t h = 14695981039346656037u;
+    for (const unsigned char *p = (const unsigned char *)sub_id; *p; p++) {
+        h = (h ^ *p) * 1099511628211u;
+    }
+    return h != 0 ? h : 1;
+}
+
+void
+pps__wake_post(pps__wake *w, size_t slot, uint64_t tag, uint64_t boot,
+               uint64_t from, uint64_t through)
+{
+    struct wake_slot *s = &w->page->slots[slot];
+    if (atomic_load(&s->tag) != tag || atomic_load(&s->boot) != boot) {
+        /* Another subscriber's slot before (the list changed), or an
+         * earlier boot's: start it over. A writer that reads a mix of old
+         * and new fields at worst applies nothing (the tag or boot does
+         * not match) or what the new values say. */
+        atomic_store(&s->tag, 0);
+        atomic_store(&s->from, 0);
+        atomic_store(&s->posted, 0);
+        atomic_store(&s->applied, 0);
+        atomic_store(&s->boot, boot);
+        atomic_store(&s->tag, tag);
+    }
+    atomic_store(&s->from, from);
+    atomic_store(&s->posted, through);
+}
+
+bool
+pps__wake_posted(const pps__wake *w, size_t slot, uint64_t tag,
+                 uint64_t boot, uint64_t *from, uint64_t *through)
+{
+    struct wake_slot *s = &w->page->slots[slot];
+    if (atomic_load(&s->tag) != tag || atomic_load(&s->boot) != boot) {
+        return false;
+    }
+    /* `from` is read after `posted`: it is the one posted with it or a
+     * later one (see handoff.c). */
+    uint64_t posted = atomic_load(&s->posted);
+    *from = atomic_load(&s->from);
+    if (atomic_load(&s->tag) != tag || posted <= atomic_load(&s->applied)) {
+        return false;
+    }
+    *through = posted;
+    return true;
+}
+
+void
+pps__wake_applied(pps__wake *w, size_t slot, uint64_t tag, uint64_t through)
+{
+    struct wake_slot *s = &w->page->slots[slot];
+    uint64_t old = atomic_load(&s->applied);
+    while (atomic_load(&s->tag) == tag && old < through &&
+           !atomic_compare_exchange_weak(&s->applied, &old, through)) {
+    }
+}
+
+bool
+pps__wake_is_applied(const pps__wake *w, size_t slot, uint64_t tag,
+                     uint64_t through)
+{
+    struct wake_slot *s = &w->page->slots[slot];
+    return atomic_load(&s->applied) >= through && atomic_load(&s->tag) == tag;
+}
+
+void
+pps__wake_applied_notify(pps__wake *w)
+{
+    wake_all(&w->page->applied_seq, &w->page->applied_waiters);
+}
+
+uint32_t
+pps__wake_applied_seq(const pps__wake *w)
+{
+    return atomic_load(&w->page->applied_seq);
+}
+
+void
+pps__wake_wait_applied(pps__wake *w, uint32_t seen, int64_t deadline_ns)
+{
+    wait_on(&w->page->applied_seq, &w->page->applied_waiters, seen,
+            deadline_ns);
+}
+
+void
+pps__wake_clear_slots(pps__wake *w)
+{
+    for (size_t i = 0; i < PPS__WAKE_SLOTS; i++) {
+        atomic_store(&w->page->slots[i].tag, 0);
+    }
 }

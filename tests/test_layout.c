@@ -202,10 +202,10 @@ Test(layout, subscriber_registration_round_trips, .timeout = 30)
     /* Their pending databases are apart from the internal ones. */
     cr_assert_neq(subs.dbis[1], f.e->dbs.meta);
     MDB_dbi one;
-    cr_assert_eq(pps__subs_open_one(f.e, txn, "c", &one), PPS_OK);
+    cr_assert_eq(pps__subs_open_one(f.e, txn, "c", &one, NULL), PPS_OK);
     cr_assert_eq(one, subs.dbis[2]);
     pps__err_begin();
-    cr_assert_eq(pps__subs_open_one(f.e, txn, "b", &one), PPS_ENOTINIT);
+    cr_assert_eq(pps__subs_open_one(f.e, txn, "b", &one, NULL), PPS_ENOTINIT);
     pps_test_expect_detail(f.e->path, "unregistered subscriber");
     cr_assert_not_null(strstr(pps_last_error(), "\"b\""), "%s",
                        pps_last_error());
@@ -259,8 +259,8 @@ Test(layout, registration_beyond_the_limit_is_efull_and_writes_nothing,
     cr_assert_eq(pps__subs_open(f.e, txn, &subs), PPS_OK);
     cr_assert_eq(subs.n, 2);
     MDB_dbi dbi;
-    cr_assert_eq(pps__subs_open_one(f.e, txn, "c", &dbi), PPS_ENOTINIT);
-    cr_assert_eq(pps__subs_open_one(f.e, txn, "d", &dbi), PPS_ENOTINIT);
+    cr_assert_eq(pps__subs_open_one(f.e, txn, "c", &dbi, NULL), PPS_ENOTINIT);
+    cr_assert_eq(pps__subs_open_one(f.e, txn, "d", &dbi, NULL), PPS_ENOTINIT);
     /* Exactly at the limit is fine. */
     char *c[] = {"c"};
     cr_assert_eq(pps__subs_register(f.e, txn, c, 1, 3, &changed), PPS_OK);
