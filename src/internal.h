@@ -447,6 +447,8 @@ void pps__wake_close(pps__wake *w);
 void pps__wake_notify(pps__wake *w);
 /* The wake-up word: read it before looking for messages, then wait. */
 uint32_t pps__wake_seq(const pps__wake *w);
+/* Was the last bump to `seq` (probably) this process's own notify? */
+bool pps__wake_own(const pps__wake *w, uint32_t seq);
 /* Sleeps until the wake-up word differs from `seen`, deadline_ns
  * (CLOCK_MONOTONIC; negative: none) passes, or a safety interval
  * elapses. */

@@ -402,8 +402,11 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     /* What an earlier call accepted but could not commit goes first, and
      * is never handed again. */
     int status = sub->owed > 0 ? consume_owed(sub) : PPS_OK;
+    /* Another process sent since the previous look: a publisher is
+     * sending. (A send of this process is no sign: the thread that
+     * receives may be the one that sends.) */
     uint32_t seq = pps__wake_seq(sub->env->wake);
-    bool sending = seq != sub->last_seq;
+    bool sending = seq != sub->last_seq && !pps__wake_own(sub->env->wake, seq);
     sub->last_seq = seq;
     if (status == PPS_OK) {
         status = begin_look(sub);
@@ -445,11 +448,11 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
         status = pps__err_rc(rc, "cannot read pending messages",
                              sub->env->path);
     }
-    /* A consumption that would flush, while a publisher sends (one did
-     * since the previous look): the next send is likely to come soon, and
-     * carries the consumption (handoff.c), so that publishers never wait
-     * for a subscriber's flush. In a nosync queue a commit of its own
-     * costs less than waiting for the next send. */
+    /* A consumption that would flush, while a publisher sends: the next
+     * send is likely to come soon, and carries the consumption
+     * (handoff.c), so that publishers never wait for a subscriber's
+     * flush. In a nosync queue a commit of its own costs less than
+     * waiting for the next send. */
     if (status == PPS_OK && !refused && delivered > 0 && sending &&
         sub->flushes &&
         pps__handoff_consume(sub->env, sub->slot, sub->tag, sub->ids[0],

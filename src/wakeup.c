@@ -72,6 +72,8 @@ struct wake_page {
 struct pps__wake {
     struct wake_page *page;
     int fd; /* kept open for its shared lock: "this process uses it" */
+    _Atomic uint32_t own_seq; /* the sequence word after this process's
+                                 last notify */
 };
 
 _Static_assert(sizeof(struct wake_page) <= WAKE_SIZE, "wake page too large");
@@ -343,7 +345,14 @@ wait_on(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen,
 void
 pps__wake_notify(pps__wake *w)
 {
+    atomic_store(&w->own_seq, atomic_load(&w->page->seq) + 1);
     wake_all(&w->page->seq, &w->page->waiters);
+}
+
+bool
+pps__wake_own(const pps__wake *w, uint32_t seq)
+{
+    return atomic_load(&w->own_seq) == seq;
 }
 
 void

@@ -280,3 +280,41 @@ Test(handoff, an_init_that_starts_data_mdb_afresh_forgets_the_slots,
     pps_config_free(cfg);
     pps_test_cleanup(dir);
 }
+
+/* Slot 0's tag as pps.wake holds it. */
+static uint64_t
+slot0_tag(const char *dir)
+{
+    char *wake = pps_test_path_in(dir, "q/pps.wake");
+    int fd = open(wake, O_RDONLY);
+    cr_assert_geq(fd, 0, "%s: %s", wake, strerror(errno));
+    uint64_t tag = 0;
+    cr_assert_eq(pread(fd, &tag, sizeof(tag), SLOTS_AT), sizeof(tag));
+    close(fd);
+    free(wake);
+    return tag;
+}
+
+Test(handoff, a_send_of_the_receiving_process_is_no_sign_of_a_publisher,
+     .timeout = 60)
+{
+    /* The thread that receives may be the one that sent: waiting for
+     * the next send would wait for itself. Its receive commits at once
+     * and posts nothing. */
+    char *dir = pps_test_tmpdir();
+    pps_config *cfg = pps_test_simple(dir, subs1, NULL, NULL);
+    pps_pub *pub = pps_test_pub_open(cfg, "pub");
+    pps_sub *a = pps_test_sub_open(cfg, "a");
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
+        uint64_t id = 0;
+        cr_assert_eq(pps_sub_receive(a, 0, note_id, &id), PPS_OK);
+        cr_assert_eq(id, (uint64_t)i + 1);
+        cr_assert_eq(pending_of_a(cfg), 0);
+    }
+    cr_assert_eq(slot0_tag(dir), 0, "a receive posted its consumption");
+    pps_sub_close(a);
+    pps_pub_close(pub);
+    pps_config_free(cfg);
+    pps_test_cleanup(dir);
+}
