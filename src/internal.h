@@ -542,6 +542,9 @@ int pps__txn_renew(pps__env *e, MDB_txn *txn);
  * transaction is gone either way. */
 int pps__txn_commit(pps__env *e, MDB_txn *txn, int durability,
                     const char *what);
+/* Flushes the meta pages: after a nometasync commit, what makes it a sync
+ * one (pps__txn_commit() does so itself for PPS__SYNC). */
+int pps__txn_flush_meta(pps__env *e);
 /* The durability of a commit that consumes or removes messages in a queue
  * of durability `queue`: never MDB_NOSYNC in a sync or nometasync queue
  * (a meta page must not reach the disk before its data), but no flush of

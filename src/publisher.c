@@ -3,8 +3,11 @@
  *
  * A send reads the queue's sequence record, applies the high-water mark
  * (hwm.c), appends the payload, its metadata and the id of every target
- * subscriber (layout.c), advances the sequence and commits with the queue's
- * durability (txn.c); then it wakes waiting receivers (wakeup.c). The id is
+ * subscriber (layout.c), advances the sequence, applies the consumptions
+ * subscribers handed over (handoff.c) and commits with the queue's
+ * durability (txn.c); then it wakes waiting receivers (wakeup.c), and a
+ * sync send flushes its meta page last, so that the subscribers read the
+ * message while it goes to the disk. The id is
  * thus assigned inside the transaction, which LMDB serializes across
  * processes: ids are strictly increasing per queue, and every key is
  * appended (MDB_APPEND: no search, pages filled completely).
@@ -96,6 +99,7 @@ typedef struct send_job {
     bool pruned; /* the high-water mark removed messages */
     bool stored; /* the messages were written (someone will get them) */
     bool fitted; /* the room check passed: a PPS_EFULL after it is LMDB's */
+    bool flush_meta;     /* committed nometasync; the meta page is due */
     bool no_handoff;     /* leave posted consumptions alone (a retry) */
     bool handoff_failed; /* applying them failed the transaction */
 } send_job;
@@ -122,12 +126,18 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
     job->stored = false;
     job->fitted = false;
     job->handoff_failed = false;
+    job->flush_meta = false;
     pub->handoff.n = 0;
     int status = current(pub, txn, &seq);
     if (status != PPS_OK || pub->n_targets == 0) {
         return status; /* with no target nobody would ever receive it */
     }
-    *durability = (int)pub->settings.durability;
+    /* A sync send's meta page is flushed after the subscribers were
+     * woken (send_all()): they read the message while it goes to the
+     * disk, and their consumptions catch the next send. */
+    job->flush_meta = pub->settings.durability == PPS__SYNC;
+    *durability = job->flush_meta ? PPS__NOMETASYNC
+                                  : (int)pub->settings.durability;
     int64_t now = pps__now_realtime_ns();
     status = pps__hwm_enforce(e, txn, &pub->settings, &pub->all, now,
                               &removed, &pub->front_ns);
@@ -241,6 +251,9 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
          * the wake-up word moved, the sign that a publisher is sending. */
         pps__wake_notify(pub->env->wake);
         pps__handoff_committed(pub->env, &pub->handoff);
+    }
+    if (status == PPS_OK && job.flush_meta) {
+        status = pps__txn_flush_meta(pub->env); /* sync: on disk now */
     }
     return status;
 }

@@ -137,8 +137,13 @@ pps__txn_commit(pps__env *e, MDB_txn *txn, int durability, const char *what)
         /* mdb_txn_commit() frees the transaction even when it fails. */
         return pps__err_rc(rc, what, e->path);
     }
-    if (durability == PPS__SYNC &&
-        msync(e->metas, e->metas_len, MS_SYNC) != 0) {
+    return durability == PPS__SYNC ? pps__txn_flush_meta(e) : PPS_OK;
+}
+
+int
+pps__txn_flush_meta(pps__env *e)
+{
+    if (msync(e->metas, e->metas_len, MS_SYNC) != 0) {
         return pps__err_rc(errno, "cannot flush the commit of", e->path);
     }
     return PPS_OK;
