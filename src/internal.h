@@ -475,23 +475,31 @@ int pps__wake_forget_unsynced(pps__wake *w, const char *dir);
 
 /* Consumptions handed to the next writer (handoff.c). Slot i belongs to
  * the i-th registered subscriber; a slot says "this subscriber, in this
- * boot, consumed its pending ids from `from` through `posted`; a commit
- * applied that through id `applied`". Only that subscriber's receiving
- * handle posts; any writer may apply, and records it after its commit. */
-#define PPS__WAKE_SLOTS 96
+ * boot, consumed its pending ids from `from` through `through`, in the
+ * posting numbered `nonce`; a commit applied the posting numbered
+ * `applied`". Only that subscriber's receiving handle posts; any writer
+ * may apply, and records it after its commit. A nonce is unique to one
+ * posting of one handle (pps__handoff_consume()). */
+#define PPS__WAKE_SLOTS 80
 /* A subscriber's tag: a hash of its id, never 0. */
 uint64_t pps__wake_tag(const char *sub_id);
 void pps__wake_post(pps__wake *w, size_t slot, uint64_t tag, uint64_t boot,
-                    uint64_t from, uint64_t through);
-/* Is there a posted consumption of subscriber `tag` in this boot that no
- * commit applied yet? *from and *through get it. */
+                    uint64_t from, uint64_t through, uint64_t nonce);
+/* Is there a posting of subscriber `tag` in this boot that no commit
+ * applied yet? *from, *through and *nonce get it. */
 bool pps__wake_posted(const pps__wake *w, size_t slot, uint64_t tag,
-                      uint64_t boot, uint64_t *from, uint64_t *through);
-/* After a commit that applied slot's consumption through `through`. */
+                      uint64_t boot, uint64_t *from, uint64_t *through,
+                      uint64_t *nonce);
+/* After a commit that applied the posting `nonce` (or the poster's own
+ * commit of it). */
 void pps__wake_applied(pps__wake *w, size_t slot, uint64_t tag,
-                       uint64_t through);
+                       uint64_t nonce);
 bool pps__wake_is_applied(const pps__wake *w, size_t slot, uint64_t tag,
-                          uint64_t through);
+                          uint64_t nonce);
+/* Did publishers wake receivers within the last within_ns, and the time
+ * before that too (a next send is near)? */
+bool pps__wake_sends_often(const pps__wake *w, int64_t now_ns,
+                           int64_t within_ns);
 /* After the pps__wake_applied() calls of one commit: wakes the posters. */
 void pps__wake_applied_notify(pps__wake *w);
 /* The word posters wait on, as pps__wake_seq()/pps__wake_wait(). */
@@ -542,9 +550,10 @@ int pps__txn_renew(pps__env *e, MDB_txn *txn);
  * transaction is gone either way. */
 int pps__txn_commit(pps__env *e, MDB_txn *txn, int durability,
                     const char *what);
-/* Flushes the meta pages: after a nometasync commit, what makes it a sync
- * one (pps__txn_commit() does so itself for PPS__SYNC). */
-int pps__txn_flush_meta(pps__env *e);
+/* Flushes the meta page of transaction txn_id (mdb_txn_id()): after a
+ * nometasync commit, what makes it a sync one (pps__txn_commit() does so
+ * itself for PPS__SYNC). */
+int pps__txn_flush_meta(pps__env *e, size_t txn_id);
 /* The durability of a commit that consumes or removes messages in a queue
  * of durability `queue`: never MDB_NOSYNC in a sync or nometasync queue
  * (a meta page must not reach the disk before its data), but no flush of
@@ -653,16 +662,19 @@ typedef struct pps__handoff {
     struct {
         size_t slot;
         uint64_t tag;
-        uint64_t through;
+        uint64_t nonce;
     } done[PPS__WAKE_SLOTS];
 } pps__handoff;
 
 /* A receiving handle's consumption of its pending ids from `from` through
- * `through` (its subscriber's slot and tag): posts it and waits briefly
- * for a writer to commit it. true if one did; false: the caller commits
- * it itself. */
+ * `through` (its subscriber's slot and tag): if a publisher sends often,
+ * posts it and waits briefly for a writer to commit it. true if one did;
+ * false: the caller commits it itself, then calls pps__handoff_settled()
+ * with *nonce (0 if nothing was posted). */
 bool pps__handoff_consume(pps__env *e, size_t slot, uint64_t tag,
-                          uint64_t from, uint64_t through);
+                          uint64_t from, uint64_t through, uint64_t *nonce);
+void pps__handoff_settled(pps__env *e, size_t slot, uint64_t tag,
+                          uint64_t nonce);
 /* Inside write txn `txn`: applies the consumptions posted for the
  * subscribers `subs` (tags[i] is subs' i-th one's pps__wake_tag()). */
 int pps__handoff_apply(pps__env *e, MDB_txn *txn, const pps__subs *subs,

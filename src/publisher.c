@@ -100,6 +100,7 @@ typedef struct send_job {
     bool stored; /* the messages were written (someone will get them) */
     bool fitted; /* the room check passed: a PPS_EFULL after it is LMDB's */
     bool flush_meta;     /* committed nometasync; the meta page is due */
+    size_t txn_id;       /* of the transaction (its meta page) */
     bool no_handoff;     /* leave posted consumptions alone (a retry) */
     bool handoff_failed; /* applying them failed the transaction */
 } send_job;
@@ -136,6 +137,7 @@ send_body(pps__env *e, MDB_txn *txn, void *ctx, int *durability)
      * woken (send_all()): they read the message while it goes to the
      * disk, and their consumptions catch the next send. */
     job->flush_meta = pub->settings.durability == PPS__SYNC;
+    job->txn_id = mdb_txn_id(txn);
     *durability = job->flush_meta ? PPS__NOMETASYNC
                                   : (int)pub->settings.durability;
     int64_t now = pps__now_realtime_ns();
@@ -253,7 +255,8 @@ send_all(pps_pub *pub, const pps_buf *msgs, size_t n)
         pps__handoff_committed(pub->env, &pub->handoff);
     }
     if (status == PPS_OK && job.flush_meta) {
-        status = pps__txn_flush_meta(pub->env); /* sync: on disk now */
+        /* sync: on disk now */
+        status = pps__txn_flush_meta(pub->env, job.txn_id);
     }
     return status;
 }

@@ -453,10 +453,11 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
      * (handoff.c), so that publishers never wait for a subscriber's
      * flush. In a nosync queue a commit of its own costs less than
      * waiting for the next send. */
+    uint64_t nonce = 0;
     if (status == PPS_OK && !refused && delivered > 0 && sending &&
         sub->flushes &&
         pps__handoff_consume(sub->env, sub->slot, sub->tag, sub->ids[0],
-                             sub->ids[n_ids - 1])) {
+                             sub->ids[n_ids - 1], &nonce)) {
         return delivered > (size_t)INT32_MAX ? INT32_MAX : (int)delivered;
     }
     /* Consume what was accepted even if something after it failed: the
@@ -467,6 +468,7 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
         if (consumed != PPS_OK) {
             return consumed;
         }
+        pps__handoff_settled(sub->env, sub->slot, sub->tag, nonce);
     }
     if (status != PPS_OK) {
         return status;

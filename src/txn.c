@@ -14,8 +14,8 @@
  *                    marked in pps.wake first, so that the next boot
  *                    notices if an OS crash lost such commits
  *
- * A sync commit is a nometasync one followed by a flush of the two meta
- * pages alone (through a small mapping of their own, env.c), made after
+ * A sync commit is a nometasync one followed by a flush of its meta page
+ * alone (through a small mapping of the two, env.c), made after
  * LMDB released its write lock: the next writer (another publisher, a
  * subscriber consuming) commits while this one waits for the disk, and its
  * data flush carries this meta page too. The order LMDB relies on holds:
@@ -36,6 +36,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/mman.h>
 
 int
@@ -126,6 +127,7 @@ pps__txn_commit(pps__env *e, MDB_txn *txn, int durability, const char *what)
         }
         e->unsynced = true;
     }
+    size_t id = mdb_txn_id(txn);
     mdb_env_set_flags(env, MDB_NOSYNC | MDB_NOMETASYNC, 0);
     if (durability == PPS__NOSYNC) {
         mdb_env_set_flags(env, MDB_NOSYNC, 1);
@@ -137,14 +139,22 @@ pps__txn_commit(pps__env *e, MDB_txn *txn, int durability, const char *what)
         /* mdb_txn_commit() frees the transaction even when it fails. */
         return pps__err_rc(rc, what, e->path);
     }
-    return durability == PPS__SYNC ? pps__txn_flush_meta(e) : PPS_OK;
+    return durability == PPS__SYNC ? pps__txn_flush_meta(e, id) : PPS_OK;
 }
 
 int
-pps__txn_flush_meta(pps__env *e)
+pps__txn_flush_meta(pps__env *e, size_t txn_id)
 {
-    if (msync(e->metas, e->metas_len, MS_SYNC) != 0) {
-        return pps__err_rc(errno, "cannot flush the commit of", e->path);
+    /* LMDB writes the meta page of transaction N into page N % 2; the
+     * other one may be the next writer's, being written right now. */
+    size_t page = e->metas_len / 2;
+    char *meta = (char *)e->metas + (txn_id & 1) * page;
+    if (msync(meta, page, MS_SYNC) != 0) {
+        return pps__err(PPS_ESTORAGE,
+                        "%s: the commit is done, but flushing it failed "
+                        "(%s): it may be delivered, and may be lost if the "
+                        "operating system crashes",
+                        e->path, strerror(errno));
     }
     return PPS_OK;
 }

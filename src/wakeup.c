@@ -63,10 +63,15 @@ struct wake_page {
     struct wake_slot {
         _Atomic uint64_t tag;     /* the subscriber's (pps__wake_tag()) */
         _Atomic uint64_t boot;    /* the boot it was posted in (hash) */
-        _Atomic uint64_t from;    /* consumed the pending ids from this ... */
-        _Atomic uint64_t posted;  /* ... through this one; */
-        _Atomic uint64_t applied; /* committed through this one */
+        _Atomic uint64_t from;    /* consumed the pending ids from this */
+        _Atomic uint64_t through; /* through this one, */
+        _Atomic uint64_t nonce;   /* in the posting so numbered (0: none) */
+        _Atomic uint64_t applied; /* the nonce a commit applied last */
     } slots[PPS__WAKE_SLOTS];
+    /* When a publisher last woke receivers, and how long after the send
+     * before (CLOCK_MONOTONIC ns): whether a next send is near. */
+    _Atomic int64_t last_send_ns;
+    _Atomic int64_t send_gap_ns;
 };
 
 struct pps__wake {
@@ -345,8 +350,19 @@ wait_on(_Atomic uint32_t *word, _Atomic uint32_t *waiters, uint32_t seen,
 void
 pps__wake_notify(pps__wake *w)
 {
+    int64_t now = pps__now_monotonic_ns();
+    atomic_store(&w->page->send_gap_ns,
+                 now - atomic_exchange(&w->page->last_send_ns, now));
     atomic_store(&w->own_seq, atomic_load(&w->page->seq) + 1);
     wake_all(&w->page->seq, &w->page->waiters);
+}
+
+bool
+pps__wake_sends_often(const pps__wake *w, int64_t now_ns, int64_t within_ns)
+{
+    int64_t last = atomic_load(&w->page->last_send_ns);
+    int64_t gap = atomic_load(&w->page->send_gap_ns);
+    return now_ns - last < within_ns && gap >= 0 && gap < within_ns;
 }
 
 bool
@@ -374,60 +390,61 @@ pps__wake_tag(const char *sub_id)
 
 void
 pps__wake_post(pps__wake *w, size_t slot, uint64_t tag, uint64_t boot,
-               uint64_t from, uint64_t through)
+               uint64_t from, uint64_t through, uint64_t nonce)
 {
     struct wake_slot *s = &w->page->slots[slot];
     if (atomic_load(&s->tag) != tag || atomic_load(&s->boot) != boot) {
         /* Another subscriber's slot before (the list changed), or an
-         * earlier boot's: start it over. A writer that reads a mix of old
-         * and new fields at worst applies nothing (the tag or boot does
-         * not match) or what the new values say. */
+         * earlier boot's: start it over. */
         atomic_store(&s->tag, 0);
-        atomic_store(&s->from, 0);
-        atomic_store(&s->posted, 0);
-        atomic_store(&s->applied, 0);
+        atomic_store(&s->nonce, 0);
         atomic_store(&s->boot, boot);
         atomic_store(&s->tag, tag);
     }
+    /* The nonce last: a writer that saw it reads this range or a later
+     * posting's (pps__wake_posted()). */
     atomic_store(&s->from, from);
-    atomic_store(&s->posted, through);
+    atomic_store(&s->through, through);
+    atomic_store(&s->nonce, nonce);
 }
 
 bool
 pps__wake_posted(const pps__wake *w, size_t slot, uint64_t tag,
-                 uint64_t boot, uint64_t *from, uint64_t *through)
+                 uint64_t boot, uint64_t *from, uint64_t *through,
+                 uint64_t *nonce)
 {
     struct wake_slot *s = &w->page->slots[slot];
-    if (atomic_load(&s->tag) != tag || atomic_load(&s->boot) != boot) {
+    uint64_t n = atomic_load(&s->nonce);
+    if (n == 0 || n == atomic_load(&s->applied) ||
+        atomic_load(&s->tag) != tag || atomic_load(&s->boot) != boot) {
         return false;
     }
-    /* `from` is read after `posted`: it is the one posted with it or a
-     * later one (see handoff.c). */
-    uint64_t posted = atomic_load(&s->posted);
     *from = atomic_load(&s->from);
-    if (atomic_load(&s->tag) != tag || posted <= atomic_load(&s->applied)) {
-        return false;
-    }
-    *through = posted;
-    return true;
+    *through = atomic_load(&s->through);
+    *nonce = n;
+    /* Still the same owner: the range is one it posted (this one or, if
+     * it posted again meanwhile, the next; both consumed what it took). */
+    return atomic_load(&s->tag) == tag;
 }
 
 void
-pps__wake_applied(pps__wake *w, size_t slot, uint64_t tag, uint64_t through)
+pps__wake_applied(pps__wake *w, size_t slot, uint64_t tag, uint64_t nonce)
 {
+    /* A nonce names one posting of one handle: a writer that stores it
+     * late, into a slot that changed owner meanwhile, makes nobody
+     * believe that a posting of theirs was applied. */
     struct wake_slot *s = &w->page->slots[slot];
-    uint64_t old = atomic_load(&s->applied);
-    while (atomic_load(&s->tag) == tag && old < through &&
-           !atomic_compare_exchange_weak(&s->applied, &old, through)) {
+    if (atomic_load(&s->tag) == tag) {
+        atomic_store(&s->applied, nonce);
     }
 }
 
 bool
 pps__wake_is_applied(const pps__wake *w, size_t slot, uint64_t tag,
-                     uint64_t through)
+                     uint64_t nonce)
 {
     struct wake_slot *s = &w->page->slots[slot];
-    return atomic_load(&s->applied) >= through && atomic_load(&s->tag) == tag;
+    return atomic_load(&s->applied) == nonce && atomic_load(&s->tag) == tag;
 }
 
 void
