@@ -225,6 +225,7 @@ env_open(pps__env *e, const pps__queue_cfg *q, int dirfd, bool create,
         return status;
     }
     pps__boot_id(e->boot_id);
+    e->boot_hash = e->boot_id[0] != '\0' ? pps__wake_tag(e->boot_id) : 0;
     if (!exists && !create) {
         return pps__err_notinit(e->path,
                                 "queue not initialized (no data.mdb)");

@@ -58,14 +58,6 @@
  * transaction; a larger consumption is committed by its subscriber. */
 #define HANDOFF_MAX_APPLY 1024
 
-/* The slots' boot: a hash of the boot id; 0 (no handing over) without
- * one. */
-static uint64_t
-boot_hash(const pps__env *e)
-{
-    return e->boot_id[0] != '\0' ? pps__wake_tag(e->boot_id) : 0;
-}
-
 /* A number for one posting, unique among the live processes: the pid and
  * a counter of the process. */
 static uint64_t
@@ -80,7 +72,7 @@ bool
 pps__handoff_consume(pps__env *e, size_t slot, uint64_t tag, uint64_t from,
                      uint64_t through, uint64_t *nonce)
 {
-    uint64_t boot = boot_hash(e);
+    uint64_t boot = e->boot_hash; /* 0: no boot id, no handing over */
     int64_t now = pps__now_monotonic_ns();
     *nonce = 0;
     if (e->read_only || boot == 0 || slot >= PPS__WAKE_SLOTS ||
@@ -120,7 +112,7 @@ int
 pps__handoff_apply(pps__env *e, MDB_txn *txn, const pps__subs *subs,
                    const uint64_t *tags, pps__handoff *h)
 {
-    uint64_t boot = boot_hash(e);
+    uint64_t boot = e->boot_hash; /* 0: no boot id, no handing over */
     h->n = 0;
     if (boot == 0) {
         return PPS_OK;

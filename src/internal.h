@@ -598,6 +598,7 @@ struct pps__env {
     _Atomic int64_t readers_checked_ns;
     _Atomic bool unsynced;
     char boot_id[PPS__BOOT_ID_SIZE]; /* this boot's, read at open */
+    uint64_t boot_hash;              /* pps__wake_tag(boot_id); 0: none */
     /* A shared mapping of data.mdb's two meta pages (writable envs): a
      * sync commit flushes them after the write lock is released
      * (pps__txn_commit()). NULL when read-only. */
