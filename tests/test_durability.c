@@ -1,8 +1,6 @@
 /*
  * Durability modes, checked by counting the flushes LMDB asks the kernel
- * for. This executable defines msync(), fdatasync() and fsync(); liblmdb's
- * calls resolve to these first (the executable comes first in symbol
- * lookup), which count and then call the C library's own.
+ * for (flush_count.h).
  *
  *   sync        two flushes per send (data, then the meta page)
  *   nometasync  one flush per send (data; the meta page goes with the next)
@@ -10,54 +8,16 @@
  *   nosync      none, consuming included (but for the one flush of the
  *               boot's mark in pps.wake before the first commit)
  */
-#define _GNU_SOURCE /* RTLD_NEXT */
+#include "flush_count.h"
 #include "pps_test.h"
 
 #include <criterion/criterion.h>
-#include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-static atomic_int flushes;
-
-int
-msync(void *addr, size_t len, int flags)
-{
-    static int (*real)(void *, size_t, int);
-    if (real == NULL) {
-        real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "msync");
-    }
-    if (flags & MS_SYNC) {
-        atomic_fetch_add(&flushes, 1);
-    }
-    return real(addr, len, flags);
-}
-
-int
-fdatasync(int fd)
-{
-    static int (*real)(int);
-    if (real == NULL) {
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    }
-    atomic_fetch_add(&flushes, 1);
-    return real(fd);
-}
-
-int
-fsync(int fd)
-{
-    static int (*real)(int);
-    if (real == NULL) {
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    }
-    atomic_fetch_add(&flushes, 1);
-    return real(fd);
-}
 
 static int
 consume(const pps_message *msg, void *user)
@@ -86,28 +46,28 @@ measure(const char *durability, int per_send, const char *durability_key)
     /* The first commit of a nosync queue in a boot flushes one page: the
      * boot's mark in pps.wake, which lets the next boot notice an OS crash
      * (docs/reliability.rst). Later ones flush nothing. */
-    atomic_store(&flushes, 0);
+    atomic_store(&pps_test_flushes, 0);
     cr_assert_eq(pps_pub_send(pub, "w", 1), PPS_OK);
-    cr_assert_eq(atomic_load(&flushes), per_send > 0 ? per_send : 1,
+    cr_assert_eq(atomic_load(&pps_test_flushes), per_send > 0 ? per_send : 1,
                  "%s: the first send flushed %d times", durability,
-                 atomic_load(&flushes));
+                 atomic_load(&pps_test_flushes));
 
     const int n = 20;
-    atomic_store(&flushes, 0);
+    atomic_store(&pps_test_flushes, 0);
     for (int i = 0; i < n; i++) {
         cr_assert_eq(pps_pub_send(pub, "m", 1), PPS_OK);
     }
-    int sent = atomic_load(&flushes);
+    int sent = atomic_load(&pps_test_flushes);
     cr_assert_eq(sent, n * per_send, "%s: %d flushes for %d sends",
                  durability, sent, n);
 
     pps_buf batch[5] = {{"1", 1}, {"2", 1}, {"3", 1}, {"4", 1}, {"5", 1}};
-    atomic_store(&flushes, 0);
+    atomic_store(&pps_test_flushes, 0);
     cr_assert_eq(pps_pub_send_many(pub, batch, 5), PPS_OK);
-    cr_assert_eq(atomic_load(&flushes), per_send,
+    cr_assert_eq(atomic_load(&pps_test_flushes), per_send,
                  "%s: a batch is one commit", durability);
 
-    atomic_store(&flushes, 0);
+    atomic_store(&pps_test_flushes, 0);
     for (int i = 0; i < n; i++) {
         cr_assert_eq(pps_sub_receive(a, 0, consume, NULL), PPS_OK);
     }
@@ -118,9 +78,9 @@ measure(const char *durability, int per_send, const char *durability_key)
      * flush the meta page: one flush per consuming commit, none in nosync
      * queues. n receives and one batch are n + 1 commits. */
     int per_consume = per_send > 0 ? 1 : 0;
-    cr_assert_eq(atomic_load(&flushes), (n + 1) * per_consume,
+    cr_assert_eq(atomic_load(&pps_test_flushes), (n + 1) * per_consume,
                  "%s: consuming flushed %d times", durability,
-                 atomic_load(&flushes));
+                 atomic_load(&pps_test_flushes));
 
     pps_sub_close(b);
     pps_sub_close(a);

@@ -6,14 +6,12 @@
  * committed (by the send, or by itself when no send came in time), and a
  * slot of another subscriber or of an earlier boot is never applied.
  *
- * This executable counts its own flushes (msync, fdatasync, fsync), as
- * test_durability.c does: liblmdb's calls resolve to these first.
+ * This executable counts its own flushes (flush_count.h).
  */
-#define _GNU_SOURCE /* RTLD_NEXT */
+#include "flush_count.h"
 #include "pps_test.h"
 
 #include <criterion/criterion.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -24,32 +22,6 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-
-static atomic_int flushes;
-
-int
-msync(void *addr, size_t len, int flags)
-{
-    static int (*real)(void *, size_t, int);
-    if (real == NULL) {
-        real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "msync");
-    }
-    if (flags & MS_SYNC) {
-        atomic_fetch_add(&flushes, 1);
-    }
-    return real(addr, len, flags);
-}
-
-int
-fdatasync(int fd)
-{
-    static int (*real)(int);
-    if (real == NULL) {
-        real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-    }
-    atomic_fetch_add(&flushes, 1);
-    return real(fd);
-}
 
 static const char *const subs1[] = {"a", NULL};
 
@@ -117,8 +89,11 @@ static void post_raw(const char *dir, uint64_t tag, uint64_t boot,
 static void poison_applied(const char *dir);
 
 /* With `poisoned`, slot 0 ("a"'s) starts with an "applied" a writer left
- * behind (a late writer of a posting of the slot's former owner): it
- * must make no receive of "a" believe its posting applied. */
+ * behind (a late writer of a posting of the slot's former owner): "a"
+ * hands over and consumes as if it were not there. (That such a mark
+ * never counts as a posting of the new owner is test_wakeup.c's
+ * wakeup::a_late_applied_mark_names_no_posting_of_the_new_owner: here the
+ * send the test waits for would hide a receive that returned early.) */
 static void
 paced_round(bool poisoned)
 {
@@ -147,7 +122,7 @@ paced_round(bool poisoned)
     char k;
     cr_assert_eq(write(cmd[1], "s", 1), 1);
     cr_assert(pps_test_read_within(ack[0], &k, 1, 10000));
-    atomic_store(&flushes, 0);
+    atomic_store(&pps_test_flushes, 0);
     for (int i = 0; i < n; i++) {
         pacer p = {0, cmd[1], i + 1 < n};
         cr_assert_eq(pps_sub_receive(a, 5000, note_and_ask, &p), PPS_OK,
@@ -165,7 +140,7 @@ paced_round(bool poisoned)
                      "after receive %d, %llu messages pend", i,
                      (unsigned long long)pending);
     }
-    int own = atomic_load(&flushes);
+    int own = atomic_load(&pps_test_flushes);
     close(cmd[1]);
     pps_test_wait_ok(pid);
     close(ack[0]);
@@ -188,7 +163,7 @@ Test(handoff, a_send_commits_the_consumption_the_receive_waits_for,
     paced_round(false);
 }
 
-Test(handoff, a_stale_applied_mark_makes_no_receive_return_early,
+Test(handoff, receives_hand_over_past_a_stale_applied_mark,
      .timeout = 120)
 {
     paced_round(true);
@@ -219,7 +194,7 @@ Test(handoff, a_fast_publisher_carries_consumptions, .timeout = 120)
     pps_sub *a = pps_test_sub_open(cfg, "a");
     const int n = 400;
     pid_t parent = getpid();
-    atomic_store(&flushes, 0);
+    atomic_store(&pps_test_flushes, 0);
     pid_t pid = pps_test_fork();
     if (pid == 0) {
         pps_test_child_begin(parent);
@@ -232,7 +207,7 @@ Test(handoff, a_fast_publisher_carries_consumptions, .timeout = 120)
         cr_assert_eq(id, (uint64_t)i + 1, "receive %d got message %llu", i,
                      (unsigned long long)id);
     }
-    int own = atomic_load(&flushes);
+    int own = atomic_load(&pps_test_flushes);
     pps_test_wait_ok(pid);
     cr_assert_eq(pending_of_a(cfg), 0);
     pps_test_expect_consistent(cfg);

@@ -260,3 +260,47 @@ Test(wakeup, notify_wakes_a_waiter_in_another_process, .timeout = 60)
     pps__wake_close(w);
     pps_test_cleanup(dir);
 }
+
+/* The slots of handed-over consumptions (handoff.c): "applied" names the
+ * posting a commit applied by its nonce, so that a writer that stores it
+ * late, after the slot changed owner, makes no posting of the new owner
+ * count as applied (whatever the numbers' order). */
+Test(wakeup, a_late_applied_mark_names_no_posting_of_the_new_owner,
+     .timeout = 30)
+{
+    char *dir = pps_test_tmpdir();
+    pps__wake *w = NULL;
+    cr_assert_eq(wake_open_in(&w, dir, true, 0600), PPS_OK);
+    const uint64_t a = pps__wake_tag("a"), b = pps__wake_tag("b");
+    const uint64_t boot = 77, nonce_a = 900, nonce_b = 500;
+    uint64_t from = 0, through = 0, nonce = 0;
+
+    pps__wake_post(w, 0, a, boot, 1, 10, nonce_a);
+    cr_assert(pps__wake_posted(w, 0, a, boot, &from, &through, &nonce));
+    cr_assert_eq(from, 1);
+    cr_assert_eq(through, 10);
+    cr_assert_eq(nonce, nonce_a);
+    cr_assert_not(pps__wake_posted(w, 0, a, boot + 1, &from, &through,
+                                   &nonce),
+                  "a posting of another boot");
+    cr_assert_not(pps__wake_posted(w, 0, b, boot, &from, &through, &nonce),
+                  "a posting of another subscriber");
+
+    /* The list changed: slot 0 is b's now, and b posts. */
+    pps__wake_post(w, 0, b, boot, 5, 6, nonce_b);
+    /* A writer that applied a's posting records it late, having checked
+     * the tag before b took the slot: b's posting is still pending. */
+    pps__wake_applied(w, 0, b, nonce_a);
+    cr_assert_not(pps__wake_is_applied(w, 0, b, nonce_b));
+    cr_assert(pps__wake_posted(w, 0, b, boot, &from, &through, &nonce));
+    cr_assert_eq(nonce, nonce_b);
+    pps__wake_applied(w, 0, b, nonce_b);
+    cr_assert(pps__wake_is_applied(w, 0, b, nonce_b));
+    cr_assert_not(pps__wake_posted(w, 0, b, boot, &from, &through, &nonce),
+                  "an applied posting is offered again");
+
+    pps__wake_clear_slots(w);
+    cr_assert_not(pps__wake_is_applied(w, 0, b, nonce_b));
+    pps__wake_close(w);
+    pps_test_cleanup(dir);
+}
