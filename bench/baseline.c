@@ -260,13 +260,16 @@ base_take(base_env *b, int idx, base_sub *s, int *got)
 }
 
 static int
+send_cb(void *ctx, const unsigned char *bufs, size_t k)
+{
+    return base_send(ctx, bufs, k);
+}
+
+static int
 flow_publisher(const bench_flow *f, int idx)
 {
-    bench_shm *shm = bench_shm_get();
-    size_t n = bench_pub_share(f, idx);
     base_env b;
     unsigned char *bufs = malloc(f->pub_batch * BENCH_MSG_SIZE);
-    int rc = -1;
     if (bufs == NULL) {
         bench_fail("baseline: out of memory");
         return -1;
@@ -275,31 +278,7 @@ flow_publisher(const bench_flow *f, int idx)
         free(bufs);
         return -1;
     }
-    bench_child_ready();
-    int64_t start = bench_now_ns();
-    int64_t next = start;
-    shm->pub_start_ns[idx] = start;
-    for (size_t i = 0; i < n; i += f->pub_batch) {
-        size_t k = n - i < f->pub_batch ? n - i : f->pub_batch;
-        if (f->interval_ns > 0) {
-            bench_sleep_until(next);
-            next += f->interval_ns;
-        }
-        int64_t ts = f->latency ? bench_now_ns() : 0;
-        for (size_t j = 0; j < k; j++) {
-            bench_payload(bufs + j * BENCH_MSG_SIZE, idx, i + j, ts);
-        }
-        if (base_send(&b, bufs, k) != 0) {
-            goto done;
-        }
-        if (f->latency && i < shm->cap_samples) {
-            shm->sends[i] = bench_now_ns() - ts;
-            shm->n_sends = i + 1;
-        }
-    }
-    shm->pub_end_ns[idx] = bench_now_ns();
-    rc = 0;
-done:
+    int rc = bench_publish(f, idx, bufs, send_cb, &b);
     base_close(&b);
     free(bufs);
     return rc;

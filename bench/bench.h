@@ -191,6 +191,17 @@ int bench_payload_pub(const void *buf);
  * first n % n_pubs publishers one more. */
 size_t bench_pub_share(const bench_flow *f, int p);
 
+/* Sends k payloads of BENCH_MSG_SIZE bytes back to back in bufs, as one
+ * send (k == 1) or one batch; 0 or -1 (having said why). */
+typedef int (*bench_send_fn)(void *ctx, const unsigned char *bufs, size_t k);
+/* A publisher child's part of a flow, once it has opened what it needs:
+ * says it is ready, then sends its share of the messages (paced, stamped
+ * and batched as the flow says) through send, recording its start, its
+ * end and (latency) each send call's time in the shared page. bufs holds
+ * f->pub_batch payloads. 0, or -1 if a send failed. */
+int bench_publish(const bench_flow *f, int idx, unsigned char *bufs,
+                  bench_send_fn send, void *ctx);
+
 /* A subscriber's order check. The queue orders the messages of several
  * publishers among each other as their commits happen to interleave, so
  * only each publisher's own order is promised: its sequence numbers must

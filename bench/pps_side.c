@@ -111,12 +111,30 @@ setup(const char *dir, const char *durability, int n_pubs, int n_subs,
     return 0;
 }
 
+/* What a persipubsub publisher sends with. */
+typedef struct sender {
+    pps_pub *pub;
+    pps_buf *v; /* the batch's buffers, over bufs */
+    size_t batch;
+} sender;
+
+static int
+send_cb(void *ctx, const unsigned char *bufs, size_t k)
+{
+    sender *sd = ctx;
+    int status = sd->batch == 1 ? pps_pub_send(sd->pub, bufs, BENCH_MSG_SIZE)
+                                : pps_pub_send_many(sd->pub, sd->v, k);
+    if (status != PPS_OK) {
+        report("send", status);
+        return -1;
+    }
+    return 0;
+}
+
 static int
 flow_publisher(const flow_ctx *c, int idx)
 {
     const bench_flow *f = c->f;
-    bench_shm *shm = bench_shm_get();
-    size_t n = bench_pub_share(f, idx);
     pps_config *cfg = NULL;
     pps_pub *pub = NULL;
     char id[16];
@@ -139,34 +157,8 @@ flow_publisher(const flow_ctx *c, int idx)
         v[j].data = bufs + j * BENCH_MSG_SIZE;
         v[j].len = BENCH_MSG_SIZE;
     }
-    bench_child_ready();
-    int64_t start = bench_now_ns();
-    int64_t next = start;
-    shm->pub_start_ns[idx] = start;
-    for (size_t i = 0; i < n; i += f->pub_batch) {
-        size_t k = n - i < f->pub_batch ? n - i : f->pub_batch;
-        if (f->interval_ns > 0) {
-            bench_sleep_until(next);
-            next += f->interval_ns;
-        }
-        int64_t ts = f->latency ? bench_now_ns() : 0;
-        for (size_t j = 0; j < k; j++) {
-            bench_payload(bufs + j * BENCH_MSG_SIZE, idx, i + j, ts);
-        }
-        status = f->pub_batch == 1
-                     ? pps_pub_send(pub, bufs, BENCH_MSG_SIZE)
-                     : pps_pub_send_many(pub, v, k);
-        if (status != PPS_OK) {
-            report("send", status);
-            goto done;
-        }
-        if (f->latency && i < shm->cap_samples) {
-            shm->sends[i] = bench_now_ns() - ts;
-            shm->n_sends = i + 1;
-        }
-    }
-    shm->pub_end_ns[idx] = bench_now_ns();
-    rc = 0;
+    sender sd = {pub, v, f->pub_batch};
+    rc = bench_publish(f, idx, bufs, send_cb, &sd);
 done:
     pps_pub_close(pub);
     pps_config_free(cfg);

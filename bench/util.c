@@ -391,6 +391,38 @@ bench_pub_share(const bench_flow *f, int p)
     return f->n / k + ((size_t)p < f->n % k ? 1 : 0);
 }
 
+int
+bench_publish(const bench_flow *f, int idx, unsigned char *bufs,
+              bench_send_fn send, void *ctx)
+{
+    bench_shm *page = bench_shm_get();
+    size_t n = bench_pub_share(f, idx);
+    bench_child_ready();
+    int64_t start = bench_now_ns();
+    int64_t next = start;
+    page->pub_start_ns[idx] = start;
+    for (size_t i = 0; i < n; i += f->pub_batch) {
+        size_t k = n - i < f->pub_batch ? n - i : f->pub_batch;
+        if (f->interval_ns > 0) {
+            bench_sleep_until(next);
+            next += f->interval_ns;
+        }
+        int64_t ts = f->latency ? bench_now_ns() : 0;
+        for (size_t j = 0; j < k; j++) {
+            bench_payload(bufs + j * BENCH_MSG_SIZE, idx, i + j, ts);
+        }
+        if (send(ctx, bufs, k) != 0) {
+            return -1;
+        }
+        if (f->latency && i < page->cap_samples) {
+            page->sends[i] = bench_now_ns() - ts;
+            page->n_sends = i + 1;
+        }
+    }
+    page->pub_end_ns[idx] = bench_now_ns();
+    return 0;
+}
+
 void
 bench_order_init(bench_order *o, int n_pubs)
 {

@@ -450,7 +450,7 @@ deliver(pps_sub *sub, size_t max, pps_receive_fn fn, void *user)
     }
     /* A consumption that would flush, while a publisher sends: the next
      * send is likely to come soon, and carries the consumption
-     * (handoff.c), so that publishers never wait for a subscriber's
+     * (handoff.c), and publishers need not wait for this subscriber's
      * flush. In a nosync queue a commit of its own costs less than
      * waiting for the next send. */
     uint64_t nonce = 0;
