@@ -976,6 +976,24 @@ pps_test_send_str(pps_pub *p, const char *text)
                  pps_last_error());
 }
 
+void
+pps_test_send_numbered(pps_pub *pub, int from, int to)
+{
+    char text[32];
+    for (int i = from; i < to; i++) {
+        snprintf(text, sizeof(text), "n%d", i);
+        pps_test_send_str(pub, text);
+    }
+}
+
+void
+pps_test_expect_numbered(const pps_test_sink *s, size_t k, int i)
+{
+    char text[32];
+    snprintf(text, sizeof(text), "n%d", i);
+    cr_assert_str_eq(s->data[k], text);
+}
+
 /* A deterministic binary payload for message i (zero bytes included). */
 size_t
 pps_test_pattern_len(size_t i)

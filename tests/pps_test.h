@@ -290,6 +290,10 @@ int pps_test_run_as_nobody(void (*fn)(void *), void *arg);
 
 /* Sends text (no NUL) and fails the test unless it went through. */
 void pps_test_send_str(pps_pub *p, const char *text);
+/* Sends "n<from>" .. "n<to - 1>", one per send. */
+void pps_test_send_numbered(pps_pub *pub, int from, int to);
+/* Fails unless message k of the sink is "n<i>". */
+void pps_test_expect_numbered(const pps_test_sink *s, size_t k, int i);
 /* A deterministic binary payload for message i (zero bytes included): its
  * length, byte j, the whole of it; and a check of sink entry k. */
 size_t pps_test_pattern_len(size_t i);

@@ -26,26 +26,6 @@ static const char *const SUB_A[] = {"a", NULL};
 static const char *const SUB_AB[] = {"a", "b", NULL};
 static const char *const SUB_ABC[] = {"a", "b", "c", NULL};
 
-/* ---- helpers ------------------------------------------------------------ */
-
-static void
-send_numbered(pps_pub *pub, int from, int to)
-{
-    char text[32];
-    for (int i = from; i < to; i++) {
-        snprintf(text, sizeof(text), "n%d", i);
-        pps_test_send_str(pub, text);
-    }
-}
-
-static void
-expect_numbered(const pps_test_sink *s, size_t k, int i)
-{
-    char text[32];
-    snprintf(text, sizeof(text), "n%d", i);
-    cr_assert_str_eq(s->data[k], text);
-}
-
 /* ---- FIFO, fan-out, persistence ----------------------------------------- */
 
 Test(publisher, fifo_fanout_three_subscribers, .timeout = 120)
@@ -628,13 +608,13 @@ Test(publisher, late_subscriber_gets_only_later_messages, .timeout = 60)
     char *dir = pps_test_tmpdir();
     pps_config *cfg1 = pps_test_simple(dir, SUB_A, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(cfg1, "pub");
-    send_numbered(pub, 0, 3);
+    pps_test_send_numbered(pub, 0, 3);
 
     /* re-init with one more subscriber: a keeps its pending messages */
     pps_config *cfg2 = pps_test_simple(dir, SUB_AB, NULL, NULL);
     cr_assert_eq(pps_ctl_init(cfg2), PPS_OK, "%s", pps_last_error());
     /* the publisher opened before the change sends to b as well */
-    send_numbered(pub, 3, 5);
+    pps_test_send_numbered(pub, 3, 5);
 
     pps_sub *a = pps_test_sub_open(cfg2, "a");
     pps_sub *b = pps_test_sub_open(cfg2, "b");
@@ -643,10 +623,10 @@ Test(publisher, late_subscriber_gets_only_later_messages, .timeout = 60)
     cr_assert_eq(pps_test_drain(a, ra), 5u);
     cr_assert_eq(pps_test_drain(b, rb), 2u);
     for (int i = 0; i < 5; i++) {
-        expect_numbered(ra, (size_t)i, i);
+        pps_test_expect_numbered(ra, (size_t)i, i);
     }
-    expect_numbered(rb, 0, 3);
-    expect_numbered(rb, 1, 4);
+    pps_test_expect_numbered(rb, 0, 3);
+    pps_test_expect_numbered(rb, 1, 4);
     cr_assert_eq(rb->ids[0], ra->ids[3]);
     cr_assert_eq(rb->ids[1], ra->ids[4]);
     cr_assert_eq(pps_test_queue_usage(cfg2).count, 0u);
@@ -666,7 +646,7 @@ Test(publisher, subscriber_removed_from_config_is_kept, .timeout = 60)
     char *dir = pps_test_tmpdir();
     pps_config *cfg_ab = pps_test_simple(dir, SUB_AB, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(cfg_ab, "pub");
-    send_numbered(pub, 0, 2);
+    pps_test_send_numbered(pub, 0, 2);
     pps_pub_close(pub);
 
     /* a config without a: init keeps a registered */
@@ -675,7 +655,7 @@ Test(publisher, subscriber_removed_from_config_is_kept, .timeout = 60)
     cr_assert_eq(pps_sub_open(&s, cfg_b, "a"), PPS_ENOTFOUND);
     cr_assert_null(s);
     pub = pps_test_pub_open(cfg_b, "pub");
-    send_numbered(pub, 2, 3);
+    pps_test_send_numbered(pub, 2, 3);
     pps_pub_close(pub);
 
     /* with a config naming a, all its messages are there */
@@ -686,8 +666,8 @@ Test(publisher, subscriber_removed_from_config_is_kept, .timeout = 60)
     cr_assert_eq(pps_test_drain(a, ra), 3u);
     cr_assert_eq(pps_test_drain(b, rb), 3u);
     for (int i = 0; i < 3; i++) {
-        expect_numbered(ra, (size_t)i, i);
-        expect_numbered(rb, (size_t)i, i);
+        pps_test_expect_numbered(ra, (size_t)i, i);
+        pps_test_expect_numbered(rb, (size_t)i, i);
     }
     pps_test_sink_del(ra);
     pps_test_sink_del(rb);

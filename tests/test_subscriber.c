@@ -349,24 +349,6 @@ picky_cb(const pps_message *msg, void *user)
     return pps_test_collect(msg, p->sink);
 }
 
-static void
-send_numbered(pps_pub *pub, int from, int to)
-{
-    char text[32];
-    for (int i = from; i < to; i++) {
-        snprintf(text, sizeof(text), "n%d", i);
-        pps_test_send_str(pub, text);
-    }
-}
-
-static void
-expect_numbered(const pps_test_sink *s, size_t k, int i)
-{
-    char text[32];
-    snprintf(text, sizeof(text), "n%d", i);
-    cr_assert_str_eq(s->data[k], text);
-}
-
 Test(subscriber, receive_batch_semantics, .timeout = 30)
 {
     char *dir = pps_test_tmpdir();
@@ -381,7 +363,7 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     cr_assert_eq(rc, PPS_EINVAL);
     cr_assert_not_null(strstr(pps_last_error(), "max"), "%s",
                        pps_last_error());
-    send_numbered(pub, 0, 5);
+    pps_test_send_numbered(pub, 0, 5);
     cr_assert_eq(pps_sub_receive_batch(a, 0, 0, pps_test_count_calls, &calls),
                  PPS_EINVAL);
     cr_assert_eq(calls, 0);
@@ -389,13 +371,13 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     /* returns how many were consumed */
     picky p = {0, 0, s};
     cr_assert_eq(pps_sub_receive_batch(a, 2, 0, picky_cb, &p), 2);
-    expect_numbered(s, 0, 0);
-    expect_numbered(s, 1, 1);
+    pps_test_expect_numbered(s, 0, 0);
+    pps_test_expect_numbered(s, 1, 1);
 
     /* a batch larger than what is pending returns what is there */
     cr_assert_eq(pps_sub_receive_batch(a, 100, 0, picky_cb, &p), 3);
     for (int i = 2; i < 5; i++) {
-        expect_numbered(s, (size_t)i, i);
+        pps_test_expect_numbered(s, (size_t)i, i);
     }
     pps_test_check_ids_increasing(s);
     cr_assert_eq(pps_sub_receive_batch(a, 100, 0, picky_cb, &p),
@@ -403,17 +385,17 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     pps_test_sink_free(s);
 
     /* refusing the 3rd of 5 consumes 2 and keeps the rest in order */
-    send_numbered(pub, 10, 15);
+    pps_test_send_numbered(pub, 10, 15);
     picky q = {0, 3, s};
     cr_assert_eq(pps_sub_receive_batch(a, 5, 0, picky_cb, &q), 2);
     cr_assert_eq(q.calls, 3);
     cr_assert_eq(s->n, 2u);
-    expect_numbered(s, 0, 10);
-    expect_numbered(s, 1, 11);
+    pps_test_expect_numbered(s, 0, 10);
+    pps_test_expect_numbered(s, 1, 11);
     picky r = {0, 0, s};
     cr_assert_eq(pps_sub_receive_batch(a, 5, 0, picky_cb, &r), 3);
     for (int i = 0; i < 5; i++) {
-        expect_numbered(s, (size_t)i, 10 + i);
+        pps_test_expect_numbered(s, (size_t)i, 10 + i);
     }
     pps_test_check_ids_increasing(s);
     for (size_t k = 1; k < 5; k++) {
@@ -422,7 +404,7 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     pps_test_sink_free(s);
 
     /* refusing the first is PPS_ECALLBACK and consumes nothing */
-    send_numbered(pub, 20, 23);
+    pps_test_send_numbered(pub, 20, 23);
     picky f = {0, 1, s};
     rc = pps_sub_receive_batch(a, 10, 0, picky_cb, &f);
     cr_assert_eq(rc, PPS_ECALLBACK, "got %d", rc);
@@ -430,7 +412,7 @@ Test(subscriber, receive_batch_semantics, .timeout = 30)
     cr_assert_eq(s->n, 0u);
     cr_assert_eq(pps_sub_receive_batch(a, 10, 0, pps_test_collect, s), 3);
     for (int i = 0; i < 3; i++) {
-        expect_numbered(s, (size_t)i, 20 + i);
+        pps_test_expect_numbered(s, (size_t)i, 20 + i);
     }
 
     /* a batch waits for the first message like receive does */
@@ -463,7 +445,7 @@ Test(subscriber, subscriber_ids_like_internal_names, .timeout = 60)
     for (int s = 0; s < S; s++) {
         subs[s] = pps_test_sub_open(cfg, INTERNAL_NAMES[s]);
     }
-    send_numbered(pub, 0, N);
+    pps_test_send_numbered(pub, 0, N);
     cr_assert_eq(pps_test_queue_usage(cfg).count, (uint64_t)N);
     uint64_t ids0[N];
     for (int s = 0; s < S; s++) {
@@ -471,7 +453,7 @@ Test(subscriber, subscriber_ids_like_internal_names, .timeout = 60)
         cr_assert_eq(pps_test_drain(subs[s], sink), (size_t)N, "subscriber %s",
                      INTERNAL_NAMES[s]);
         for (int i = 0; i < N; i++) {
-            expect_numbered(sink, (size_t)i, i);
+            pps_test_expect_numbered(sink, (size_t)i, i);
             if (s == 0) {
                 ids0[i] = sink->ids[i];
             } else {
@@ -663,13 +645,13 @@ Test(subscriber, long_and_odd_subscriber_ids, .timeout = 30)
     char *dir = pps_test_tmpdir();
     pps_config *cfg = pps_test_simple(dir, ids, NULL, NULL);
     pps_pub *pub = pps_test_pub_open(cfg, "pub");
-    send_numbered(pub, 0, 3);
+    pps_test_send_numbered(pub, 0, 3);
     for (int s = 0; s < S; s++) {
         pps_sub *sub = pps_test_sub_open(cfg, ids[s]);
         pps_test_sink *r = pps_test_sink_new();
         cr_assert_eq(pps_test_drain(sub, r), 3u, "subscriber '%s'", ids[s]);
         for (int i = 0; i < 3; i++) {
-            expect_numbered(r, (size_t)i, i);
+            pps_test_expect_numbered(r, (size_t)i, i);
         }
         pps_test_sink_del(r);
         pps_sub_close(sub);
